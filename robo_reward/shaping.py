@@ -1,0 +1,164 @@
+"""Turning progress into RL rewards.
+
+Two families live here, kept apart on purpose:
+
+* :class:`PotentialShaper` and :func:`shape_potential` — potential-based shaping
+  (Ng, Harada & Russell 1999, "Policy invariance under reward transformations"):
+  ``r' = r_task + γ·Φ(s')·(1 − terminated) − Φ(s)``. It leaves the optimal policy
+  unchanged. Φ(terminal) = 0 only on true termination; on truncation (a time limit)
+  Φ(s') is kept because the learner bootstraps from s'. γ must equal the learner's γ.
+* :data:`TRANSFORMS` — other ways to turn progress into reward (raw progress as in
+  VLM-RM, delta, centred, success bonus). Each CHANGES the optimal policy in general.
+
+``terminated`` and ``truncated`` are never merged into one ``done``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from robo_reward.errors import ConfigError
+
+
+def shape_potential(
+    phi: np.ndarray,
+    phi_next: np.ndarray,
+    task_reward: np.ndarray | float,
+    terminated: np.ndarray | bool,
+    gamma: float,
+) -> np.ndarray:
+    """Potential-based shaped reward for a batch of transitions s → s'.
+
+    Args:
+        phi: Φ(s), shape (N,), in [0, 1].
+        phi_next: Φ(s'), shape (N,).
+        task_reward: the environment's own reward, shape (N,) or scalar.
+        terminated: (N,) bool; True zeroes Φ(s') (true termination only, never truncation).
+        gamma: discount factor of the learner.
+
+    Returns:
+        (N,) float64 shaped rewards.
+    """
+    check_gamma(gamma)
+    phi = np.asarray(phi, dtype=np.float64)
+    phi_next = np.asarray(phi_next, dtype=np.float64)
+    alive = 1.0 - np.asarray(terminated, dtype=np.float64)
+    return np.asarray(task_reward, dtype=np.float64) + gamma * phi_next * alive - phi
+
+
+def check_gamma(gamma: float, learner_gamma: float | None = None) -> None:
+    """Refuse a γ outside (0, 1] or one that differs from the learner's."""
+    if not 0.0 < gamma <= 1.0:
+        raise ConfigError(f"gamma must be in (0, 1], got {gamma}")
+    if learner_gamma is not None and not np.isclose(gamma, learner_gamma, rtol=0, atol=1e-9):
+        raise ConfigError(
+            f"shaping gamma {gamma} differs from the learner's gamma {learner_gamma}: potential "
+            "shaping keeps the optimal policy only when they are equal; set the same gamma in both"
+        )
+
+
+class PotentialShaper:
+    """Stateful potential shaping over N parallel streams (N = 1 for one robot).
+
+    Reuses the cached Φ(s') as the next step's Φ(s), so the shaped return telescopes
+    even when the model is noisy. Call :meth:`reset` for the streams that start a new
+    episode (after ``terminated`` or ``truncated``, before their first step) so that no
+    reward is ever shaped across an autoreset boundary.
+    """
+
+    def __init__(self, gamma: float, num_streams: int = 1) -> None:
+        check_gamma(gamma)
+        self.gamma = gamma
+        self._phi = np.full(num_streams, np.nan)
+
+    def reset(self, phi0: np.ndarray | float, streams: np.ndarray | None = None) -> None:
+        """Start new episodes whose first observation has potential ``phi0``."""
+        if streams is None:
+            self._phi[:] = phi0
+        else:
+            self._phi[np.asarray(streams)] = phi0
+
+    def step(
+        self,
+        phi_next: np.ndarray | float,
+        task_reward: np.ndarray | float,
+        terminated: np.ndarray | bool,
+        truncated: np.ndarray | bool,
+    ) -> np.ndarray:
+        """Shape one transition per stream; returns (N,) rewards.
+
+        Streams whose episode ended (terminated or truncated) must be :meth:`reset`
+        before their next step; stepping them again raises.
+        """
+        if np.isnan(self._phi).any():
+            raise ConfigError("PotentialShaper.step before reset: call reset(phi0) at each episode start")
+        phi_next = np.broadcast_to(np.asarray(phi_next, dtype=np.float64), self._phi.shape).copy()
+        reward = shape_potential(self._phi, phi_next, task_reward, terminated, self.gamma)
+        ended = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        self._phi = np.where(np.broadcast_to(ended, self._phi.shape), np.nan, phi_next)
+        return reward
+
+    @property
+    def potential(self) -> np.ndarray:
+        """Φ of the current state of each stream (NaN for streams awaiting reset)."""
+        return self._phi.copy()
+
+
+def shape_episode(
+    progress: np.ndarray,
+    gamma: float,
+    task_reward: np.ndarray | None = None,
+    terminated: bool = False,
+) -> np.ndarray:
+    """Shaped rewards for a recorded episode of T observations s_0 … s_{T−1}.
+
+    Row t is the reward of the transition s_t → s_{t+1}. A recording has no observation
+    after its last frame; the last row treats the episode end as
+
+    * ``terminated=True`` (the task ended, e.g. success): Φ(s_T) = 0;
+    * ``terminated=False`` (the recording stopped — a truncation): s_T is taken to be
+      s_{T−1}, so Φ(s_T) = Φ(s_{T−1}).
+
+    Returns (T,) float64.
+    """
+    progress = np.asarray(progress, dtype=np.float64)
+    if task_reward is None:
+        task_reward = np.zeros_like(progress)
+    phi_next = np.append(progress[1:], progress[-1])
+    done = np.zeros(len(progress), dtype=bool)
+    done[-1] = terminated
+    return shape_potential(progress, phi_next, task_reward, done, gamma)
+
+
+def progress_reward(progress: np.ndarray, success: np.ndarray) -> np.ndarray:
+    """Raw progress of s' as the reward (VLM-RM's CLIP reward). Changes the optimal policy."""
+    return np.asarray(progress, dtype=np.float64)
+
+
+def delta_reward(progress: np.ndarray, success: np.ndarray) -> np.ndarray:
+    """Φ(s') − Φ(s) (undiscounted; first step 0). Changes the optimal policy when γ < 1."""
+    progress = np.asarray(progress, dtype=np.float64)
+    return np.diff(progress, prepend=progress[:1])
+
+
+def centered_reward(progress: np.ndarray, success: np.ndarray) -> np.ndarray:
+    """2·Φ(s') − 1, bounded in [−1, 1]. Changes the optimal policy (a per-step offset)."""
+    return 2.0 * np.asarray(progress, dtype=np.float64) - 1.0
+
+
+def success_bonus_reward(progress: np.ndarray, success: np.ndarray) -> np.ndarray:
+    """Φ(s') plus 1 where the success probability exceeds ½. Changes the optimal policy."""
+    return np.asarray(progress, dtype=np.float64) + (np.asarray(success) > 0.5)
+
+
+TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "progress": progress_reward,
+    "delta": delta_reward,
+    "centered": centered_reward,
+    "success-bonus": success_bonus_reward,
+}
+"""Non-invariant reward transforms by name; input progress and success over an episode (T,)."""
+
+REWARD_MODES = ("shaped", *TRANSFORMS)
