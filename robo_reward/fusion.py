@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from robo_reward.errors import InputError
+from robo_reward.errors import InputError, ModelOutputError
 
 UNINFORMED_VARIANCE = 1.0 / 12.0
 
@@ -25,6 +25,9 @@ def fuse_views(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fuse per-view values of shape (B,) into (fused (B,), uncertainty (B,)).
 
+    ``valid`` marks, per view, the samples whose view was present (default: all); a
+    non-finite value of a present view is a model error, named by frame.
+
     fused is the weighted mean of the valid views; uncertainty is the root of the
     weighted spread of the valid views around it plus 1/12 for every missing view's
     share of the weight, so the more views are missing the larger it gets.
@@ -37,7 +40,11 @@ def fuse_views(
             for n in names
         ]
     )
-    mask &= np.isfinite(values)
+    broken = mask & ~np.isfinite(values)
+    if broken.any():
+        view, samples = names[int(np.argmax(broken.any(axis=1)))], np.flatnonzero(broken.any(axis=0))
+        frames = (frame_index[samples] if frame_index is not None else samples)[:5].tolist()
+        raise ModelOutputError(f"non-finite progress for {source or 'batch'} frame(s) {frames} (view '{view}')")
     w = np.array([1.0 if weights is None else float(weights.get(n, 1.0)) for n in names])[:, None]
     w_valid = w * mask
     total = w_valid.sum(axis=0)

@@ -1,8 +1,9 @@
 """Video files on PyAV (FFmpeg): probe, decode selected frames, encode.
 
 Decodes H.264 (including 4:4:4), AV1, VP9 and others in mp4/mkv/webm. One file holds one
-view. Frame timestamps come from the container (presentation time of each frame,
-relative to the first frame) in integer nanoseconds.
+view. Frame timestamps come from the container (presentation time of each frame on the
+file's clock, usually starting at 0) in integer nanoseconds, so a view whose recording
+started later carries its offset.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from robo_reward.errors import InputError
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video file holds: per-frame presentation stamps (N,) int64 ns from the first frame."""
+    """What a video file holds: per-frame presentation stamps (N,) int64 ns on the file's own clock."""
 
     path: Path
     timestamps_ns: np.ndarray
@@ -44,7 +45,7 @@ def _open(path: Path) -> av.container.InputContainer:
         raise InputError(f"{path}: cannot open video (corrupt, truncated or not a video): {exc}") from exc
     if not container.streams.video:
         container.close()
-        raise InputError(f"{path}: holds no video stream")
+        raise InputError(f"{path}: holds no video stream (corrupt or truncated file?)")
     return container
 
 
@@ -64,9 +65,14 @@ def probe_video(path: str | Path) -> VideoInfo:
             raise InputError(f"{path}: corrupt or truncated video after frame {len(pts)}: {exc}") from exc
         if not pts:
             raise InputError(f"{path}: video has zero frames")
+        if stream.frames and len(pts) < stream.frames:
+            raise InputError(
+                f"{path}: truncated video: its index lists {stream.frames} frames but frame {len(pts)} "
+                "and later are missing"
+            )
         time_base = stream.time_base or Fraction(1, 90000)
         ordered = np.sort(np.asarray(pts, dtype=np.int64))
-        stamps = ((ordered - ordered[0]) * time_base.numerator * 1_000_000_000) // time_base.denominator
+        stamps = (ordered * time_base.numerator * 1_000_000_000) // time_base.denominator
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else _fps_from_stamps(stamps)
         return VideoInfo(
@@ -132,13 +138,23 @@ def write_video(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     crf: int = 18,
+    start_s: float = 0.0,
 ) -> Path:
-    """Encode RGB uint8 frames (H, W, 3) to ``path`` atomically; returns the path."""
+    """Encode RGB uint8 frames (H, W, 3) at ``fps`` to ``path`` atomically; returns the path.
+
+    ``start_s`` offsets every presentation stamp (a view whose recording began later).
+    mp4 files are written with the index first (faststart), so a cut file keeps its
+    leading frames decodable.
+    """
     path = Path(path)
     rate = Fraction(fps).limit_denominator(1001)
+    container_format = _container_format(path)
+    options = {"movflags": "faststart"} if container_format == "mp4" else {}
     with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format=_container_format(path)) as container:
+        with av.open(str(tmp), mode="w", format=container_format, options=options) as container:
             stream = container.add_stream(codec, rate=rate)
+            stream.time_base = 1 / rate
+            offset = round(start_s * rate)
             stream.pix_fmt = pix_fmt
             if codec in {"libx264", "libx265"}:
                 stream.options = {"crf": str(crf)}
@@ -147,6 +163,7 @@ def write_video(
                 if count == 0:
                     stream.height, stream.width = image.shape[:2]
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts = offset + count
                 container.mux(stream.encode(frame))
                 count += 1
             if count == 0:

@@ -1,0 +1,1 @@
+"""Subcommands of ``robo-reward``, one module each (see robo_reward.cli)."""

@@ -1,0 +1,105 @@
+"""Episode-level evaluation of labeled runs: VOC, reversed VOC, success AUROC, completion accuracy."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robo_reward.data.atomic import atomic_path
+from robo_reward.errors import InputError
+from robo_reward.metrics import auroc, completion_accuracy, voc
+
+METRICS_FILE = "metrics.json"
+FINAL_WINDOW = 3  # scored samples averaged for an episode's final success probability
+
+
+def _mean_or_none(values: list[float]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def episode_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per episode: outcome, length, VOC, reversed VOC, final progress and success."""
+    rows = []
+    for name, group in table.groupby("episode", sort=False):
+        group = group.sort_values("frame_index")
+        progress = group["progress"].to_numpy()
+        rows.append(
+            {
+                "episode": name,
+                "outcome": group["outcome"].iloc[0],
+                "frames": len(group),
+                "voc": voc(progress),
+                # The models score frames independently of their neighbours, so the
+                # reversed episode's progress is the forward progress read backwards.
+                "voc_reversed": voc(progress[::-1]),
+                "final_progress": float(progress[-FINAL_WINDOW:].mean()),
+                "final_success": float(group["success"].to_numpy()[-FINAL_WINDOW:].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def compute_metrics(table: pd.DataFrame) -> dict[str, Any]:
+    """Metrics of a labeled run (a scores.parquet table); null where labels are absent.
+
+    * voc / voc_reversed: mean Spearman ρ of progress vs frame index over successful
+      episodes, forward and reversed;
+    * success_auroc: AUROC of the final success probability, success vs partial + failure;
+    * completion_accuracy: final success probability > ½ agrees with outcome == success.
+    """
+    summary = episode_summary(table)
+    known = summary[summary["outcome"].notna()]
+    successes = known[known["outcome"] == "success"]
+    completed = (known["outcome"] == "success").to_numpy()
+    both_classes = completed.any() and (~completed).any()
+    counts = {o: int((known["outcome"] == o).sum()) for o in ("success", "partial", "failure")}
+    return {
+        "voc": _mean_or_none(successes["voc"].tolist()),
+        "voc_reversed": _mean_or_none(successes["voc_reversed"].tolist()),
+        "success_auroc": auroc(known["final_success"], completed) if both_classes else None,
+        "completion_accuracy": completion_accuracy(known["final_success"], completed) if len(known) else None,
+        "episodes": counts | {"unlabeled": int(summary["outcome"].isna().sum())},
+        "per_episode": json.loads(summary.to_json(orient="records")),
+    }
+
+
+def write_metrics(metrics: dict[str, Any], folder: Path) -> Path:
+    path = Path(folder) / METRICS_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    return path
+
+
+def load_scores(run: str | Path) -> pd.DataFrame:
+    path = Path(run)
+    path = path / "scores.parquet" if path.is_dir() else path
+    if not path.is_file():
+        raise InputError(f"no labeled run at {run}: {path} not found (run `robo-reward label` first)")
+    return pd.read_parquet(path)
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A plain-text table of the headline metrics and the per-episode rows."""
+
+    def fmt(value: Any) -> str:
+        return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
+
+    lines = [
+        f"{'metric':<22}{'value':>10}",
+        *(f"{name:<22}{fmt(metrics[name]):>10}" for name in ("voc", "voc_reversed", "success_auroc",
+                                                              "completion_accuracy")),
+        "",
+        f"{'episode':<36}{'outcome':>9}{'frames':>8}{'voc':>8}{'final Φ':>9}{'final p(succ)':>15}",
+    ]
+    for row in metrics["per_episode"]:
+        lines.append(
+            f"{row['episode'][:35]:<36}{str(row['outcome'] or '-'):>9}{row['frames']:>8}"
+            f"{fmt(row['voc']):>8}{fmt(row['final_progress']):>9}{fmt(row['final_success']):>15}"
+        )
+    return "\n".join(lines)
