@@ -1,0 +1,129 @@
+"""`robo-reward` end to end on real encoded video: fit, label, eval, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robo_reward.cli import main
+from robo_reward.data.video import write_video
+from conftest import moving_square_frames
+
+
+@pytest.fixture(scope="module")
+def square_model(square_episodes, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "squares.pt"
+    assert main(["fit", "perceptual", "--demos", str(square_episodes), "--split", "fit", "--out", str(path),
+                 "--option", "num_steps=3", "--option", "features=pixels:12"]) == 0
+    return path
+
+
+def test_fit_label_eval_end_to_end(square_episodes, square_model, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["label", "--episodes", str(square_episodes), "--split", "eval", "--model", str(square_model),
+                 "--out", str(out), "--stride", "2"]) == 0
+    table = pd.read_parquet(out / "scores.parquet")
+    assert set(table["episode"]) == {"ok0", "ok1", "half0", "half1", "fail0", "fail1"}
+    assert {"progress.front", "progress.side", "reward", "success", "timestamp_ns"} <= set(table.columns)
+    ok0 = table[table.episode == "ok0"]
+    np.testing.assert_array_equal(ok0["frame_index"], np.arange(0, 32, 2))
+    # shaped reward of each row = γΦ(next) − Φ(this), the last row a truncation
+    progress = ok0["progress"].to_numpy()
+    np.testing.assert_allclose(ok0["reward"].to_numpy()[:-1], 0.99 * progress[1:] - progress[:-1])
+    html = (out / "report.html").read_text()
+    assert "voc" in html and "data:image/jpeg;base64" in html and (out / "plots" / "overview.png").is_file()
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["voc"] > 0.8 and metrics["voc_reversed"] < 0
+    assert metrics["success_auroc"] == 1.0 and metrics["completion_accuracy"] == 1.0
+    assert f"{metrics['voc']:.3f}" in printed
+
+
+def test_label_views_with_clip_random_weights(square_episodes, tiny_clip_arch, tmp_path):
+    out = tmp_path / "clip"
+    views = json.loads((square_episodes / "episodes.json").read_text())["episodes"][0]["views"]
+    args = ["label", "--task", "slide the square", "--model", "clip", "--arch", tiny_clip_arch,
+            "--pretrained", "none", "--device", "cpu", "--reward", "progress", "--out", str(out)]
+    for view, rel in views.items():
+        args += ["--view", f"{view}={square_episodes / rel}"]
+    assert main(args) == 0
+    table = pd.read_parquet(out / "scores.parquet")
+    np.testing.assert_allclose(table["reward"], table["progress"])
+    assert "RANDOM WEIGHTS" in json.loads((out / "run.json").read_text())["model"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robo_reward.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def assert_refused(result: subprocess.CompletedProcess, out, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+    assert not out.exists(), "nothing may be written on error"
+    assert not any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir()), "temporary left behind"
+
+
+@pytest.fixture()
+def good_video(tmp_path):
+    return write_video(tmp_path / "good.mp4", moving_square_frames(10), fps=10)
+
+
+def test_bad_inputs_exit_nonzero_and_write_nothing(tmp_path, good_video, square_model):
+    out = tmp_path / "out"
+    base = ["label", "--model", str(square_model), "--out", str(out)]
+    assert_refused(run_cli(*base, "--view", f"front={tmp_path / 'missing.mp4'}", "--view", f"side={good_video}",
+                           "--task", "t"), out, "missing.mp4", "not found")
+    truncated = tmp_path / "cut.mp4"
+    data = write_video(tmp_path / "long.mp4", moving_square_frames(40, 64), fps=10).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    assert_refused(run_cli(*base, "--view", f"front={truncated}", "--view", f"side={good_video}", "--task", "t"),
+                   out, "cut.mp4", "frame")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert_refused(run_cli(*base, "--view", f"front={empty}", "--view", f"side={good_video}", "--task", "t"),
+                   out, "empty.mp4")
+    late = write_video(tmp_path / "late.mp4", moving_square_frames(10), fps=10, start_s=30)
+    assert_refused(run_cli(*base, "--view", f"front={good_video}", "--view", f"side={late}", "--task", "t"),
+                   out, "view 'side'", "late.mp4", "no frames in the time range")
+    assert_refused(run_cli(*base, "--view", f"front={good_video}", "--view", f"side={good_video}", "--task", " "),
+                   out, "empty task")
+
+
+def test_nan_from_model_exits_nonzero_and_writes_nothing(tmp_path, square_episodes, square_model):
+    bad = tmp_path / "nan.pt"
+    payload = torch.load(square_model, weights_only=False)
+    payload["state"]["views"]["side"]["sigma"][:] = np.nan
+    torch.save(payload, bad)
+    out = tmp_path / "out"
+    result = run_cli("label", "--episodes", str(square_episodes), "--split", "eval", "--model", str(bad),
+                     "--out", str(out))
+    assert_refused(result, out, "non-finite progress", "episode 'ok0'", "frame(s) [0,", "view 'side'")
+
+
+def test_existing_output_is_refused_unless_overwrite(tmp_path, square_episodes, square_model):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    args = ["label", "--episodes", str(square_episodes), "--split", "eval", "--model", str(square_model),
+            "--out", str(out)]
+    assert main(args) == 2
+    assert (out / "keep.txt").read_text() == "mine"
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "scores.parquet").is_file() and not (out / "keep.txt").exists()
+
+
+@pytest.mark.parametrize("command", ["label", "fit", "eval", "demo"])
+def test_help_has_examples(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "examples:" in capsys.readouterr().out
+
