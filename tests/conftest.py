@@ -3,6 +3,10 @@ and a tiny open_clip configuration with random weights (math, not semantics)."""
 
 from __future__ import annotations
 
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach a network; set before huggingface_hub loads
+
 import json
 from pathlib import Path
 

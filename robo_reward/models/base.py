@@ -29,10 +29,13 @@ class RewardModel(ABC):
 
     Subclasses set ``name`` (the registry key) and ``config``, a dataclass instance.
     ``required_views`` lists the views the model cannot score without (empty: any).
+    ``wants_reference`` says the model scores against the episode's first frame, which
+    callers then pass as ``reference`` (a one-sample batch); the model keeps no state.
     """
 
     name: ClassVar[str]
     required_views: tuple[str, ...] = ()
+    wants_reference: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -56,6 +59,11 @@ class RewardModel(ABC):
         with torch.inference_mode():
             scores = self._score(batch, task, reference)
         return scores.check(batch, self.name)
+
+    @property
+    def expected_views(self) -> tuple[str, ...]:
+        """The views this model was built or fitted for (a simulator must render them all)."""
+        return self.required_views
 
     def describe(self) -> str:
         """One line naming the model and its configuration (written into outputs)."""

@@ -161,6 +161,10 @@ class PerceptualRewardModel(LearnedRewardModel):
         self.views: dict[str, ViewSteps] = {}
         self.task_instruction: str | None = None
 
+    @property
+    def expected_views(self) -> tuple[str, ...]:
+        return tuple(self.views)
+
     def _extract(self, episode: Episode) -> dict[str, np.ndarray]:
         chunks: dict[str, list[np.ndarray]] = {}
         for batch in episode.iter_batches(self.config.batch_size, Sampling(stride=self.config.stride)):

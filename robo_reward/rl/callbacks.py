@@ -1,0 +1,87 @@
+"""Periodic evaluation of the simulator's own success rate, with rollout videos."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from robo_reward.errors import require
+from robo_reward.models.base import RewardModel
+from robo_reward.rl.vec_reward import info_success
+from robo_reward.rl.video import write_rollout_video
+from robo_reward.types import FrameBatch, Task
+
+require("stable_baselines3", "sim", "RL training")
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
+
+
+class SuccessEvalCallback(BaseCallback):
+    """Every ``every`` env steps: run ``episodes`` deterministic episodes on ``eval_env``,
+    log the simulator's success rate (an episode succeeds if success is ever reported)
+    to tensorboard and ``out/eval.csv``, and write a video of the first episode with
+    the reward model's progress curve beside the views (``out/videos``).
+    """
+
+    def __init__(self, eval_env, model: RewardModel | None, task: Task, every: int, episodes: int, out: Path,
+                 record_video: bool = True) -> None:
+        super().__init__()
+        self.eval_env, self.reward_model, self.task = eval_env, model, task
+        self.every, self.episodes, self.out, self.record_video = every, episodes, Path(out), record_video
+        self._next = 0
+        self._started = time.perf_counter()
+
+    def _on_training_start(self) -> None:
+        self._next = self.num_timesteps + self.every
+        log = self.out / "eval.csv"
+        if not log.exists():
+            log.write_text("steps,wall_clock_s,success_rate,mean_return\n")
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.every
+            self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        self.evaluate()
+
+    def evaluate(self) -> float:
+        successes, returns = [], []
+        for episode in range(self.episodes):
+            obs, info = self.eval_env.reset()
+            frames, total, succeeded, done = [info["views"]], 0.0, False, False
+            while not done:
+                action, _ = self.model.predict(obs, deterministic=True)
+                obs, reward, terminated, truncated, info = self.eval_env.step(action)
+                total += float(reward)
+                succeeded |= info_success(info) > 0
+                done = terminated or truncated
+                if episode == 0 and self.record_video:
+                    frames.append(info["views"])
+            successes.append(succeeded)
+            returns.append(total)
+            if episode == 0 and self.record_video:
+                self._write_video(frames)
+        rate = float(np.mean(successes))
+        self.logger.record("eval/success_rate", rate)
+        self.logger.record("eval/mean_return", float(np.mean(returns)))
+        with open(self.out / "eval.csv", "a", newline="") as handle:
+            csv.writer(handle).writerow([self.num_timesteps, round(time.perf_counter() - self._started, 2), rate,
+                                         float(np.mean(returns))])
+        return rate
+
+    def _write_video(self, frames: list[dict[str, np.ndarray]]) -> None:
+        tiles = [np.concatenate(list(views.values()), axis=1) for views in frames]
+        if self.reward_model is not None:
+            names = list(frames[0])
+            batch = FrameBatch(views={n: np.stack([f[n] for f in frames]) for n in names},
+                               timestamps_ns=np.arange(len(frames)), source="eval rollout")
+            curve = self.reward_model.score(batch, self.task).progress.tolist()
+        else:
+            curve = [0.0] * len(frames)
+        videos = self.out / "videos"
+        videos.mkdir(parents=True, exist_ok=True)
+        write_rollout_video(videos / f"eval_{self.num_timesteps:08d}.mp4", tiles, curve)

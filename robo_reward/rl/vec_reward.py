@@ -1,0 +1,181 @@
+"""A camera reward model in the loop of a stable-baselines3 VecEnv.
+
+Each step, the views of all N envs' next observations — plus the first observation of
+every env that auto-reset — are scored in ONE batch. Rewards are then made by the
+policy-invariant potential shaper (Ng et al. 1999), per env stream, with ``terminated``
+and ``truncated`` kept apart (SB3 reports truncation as ``info["TimeLimit.truncated"]``):
+Φ(s') is zeroed only on true termination, and the new episode's Φ(s0) starts a fresh
+stream, so no reward is shaped across an auto-reset.
+
+With ``relabel=True`` nothing is scored during the rollout: views are kept, the learner
+receives the task reward, and :meth:`VecRewardModel.relabel` scores the whole rollout in
+large batches afterwards (see :class:`robo_reward.rl.relabel.RelabelCallback`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from robo_reward.errors import ConfigError, require
+from robo_reward.models.base import RewardModel
+from robo_reward.shaping import PotentialShaper, check_gamma
+from robo_reward.types import FrameBatch, Scores, Task
+
+require("stable_baselines3", "sim", "RL training")
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper  # noqa: E402
+
+REWARDS = ("shaped", "progress", "sparse", "dense")
+"""shaped: sparse success + γΦ(s')(1 − terminated) − Φ(s) (policy-invariant);
+progress: Φ(s') alone (VLM-RM; changes the optimal policy);
+sparse: the simulator's success flag (1.0/0.0), no model;
+dense: the simulator's own hand-designed reward, no model."""
+
+
+def info_success(info: dict[str, Any]) -> float:
+    """The simulator's success flag: Meta-World ``success``, panda-gym ``is_success``."""
+    return float(info.get("success", info.get("is_success", 0.0)))
+
+
+@dataclass
+class _PendingStep:
+    next_views: list[dict[str, np.ndarray]]
+    reset_views: dict[int, dict[str, np.ndarray]]
+    task_reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+
+
+class VecRewardModel(VecEnvWrapper):
+    """Replace a camera VecEnv's reward by a reward model's (see module docstring).
+
+    The wrapped envs must put their views in ``info["views"]`` (use
+    :class:`robo_reward.rl.views.ViewsToInfo`). ``info["progress"]`` and
+    ``info["success_prob"]`` carry the model's output; the simulator's own success flag
+    stays in ``info``.
+
+    Args:
+        venv: N camera envs.
+        model: any registered reward model; it must expect only views the envs render.
+        task: what to reward.
+        gamma: discount of the shaping; must equal the learner's (checked at training start).
+        reward: one of :data:`REWARDS`.
+        relabel: defer scoring to :meth:`relabel` (off-policy learners only).
+        batch_size: samples per model call when relabeling.
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        model: RewardModel | None,
+        task: Task,
+        gamma: float,
+        reward: str = "shaped",
+        relabel: bool = False,
+        batch_size: int = 256,
+        rendered_views: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(venv)
+        if reward not in REWARDS:
+            raise ConfigError(f"unknown reward '{reward}'; choose from {', '.join(REWARDS)}")
+        self.uses_model = reward in ("shaped", "progress")
+        if self.uses_model and model is None:
+            raise ConfigError(f"reward '{reward}' needs a reward model")
+        if self.uses_model and rendered_views:
+            missing = [v for v in model.expected_views if v not in rendered_views]
+            if missing:
+                raise ConfigError(
+                    f"the reward model needs view(s) {missing} but the env renders {list(rendered_views)}: "
+                    f"add them to the env's cameras"
+                )
+        if relabel and reward != "shaped":
+            raise ConfigError("relabel=True only applies to reward='shaped'")
+        check_gamma(gamma)
+        self.model, self.task, self.gamma, self.reward = model, task, gamma, reward
+        self.relabel_enabled, self.batch_size = relabel, batch_size
+        self.shaper = PotentialShaper(gamma, self.num_envs)
+        self._pending: list[_PendingStep] = []
+        self._step_count = 0
+
+    def check_learner(self, learner_gamma: float) -> None:
+        """Refuse a learner whose γ differs from the shaping's."""
+        if self.reward == "shaped":
+            check_gamma(self.gamma, learner_gamma)
+
+    def _score(self, views: list[dict[str, np.ndarray]]) -> Scores:
+        names = list(views[0])
+        batch = FrameBatch(
+            views={n: np.stack([v[n] for v in views]) for n in names},
+            timestamps_ns=np.full(len(views), self._step_count, dtype=np.int64),
+            source=f"env step {self._step_count}",
+        )
+        return self.model.score(batch, self.task)
+
+    def _score_many(self, views: list[dict[str, np.ndarray]]) -> np.ndarray:
+        return np.concatenate(
+            [self._score(views[i : i + self.batch_size]).progress for i in range(0, len(views), self.batch_size)]
+        )
+
+    def reset(self) -> Any:
+        obs = self.venv.reset()
+        if self.uses_model:
+            views = [self.venv.reset_infos[i]["views"] for i in range(self.num_envs)]
+            self.shaper.reset(self._score(views).progress)
+        self._pending = []
+        return obs
+
+    def step_wait(self) -> tuple[Any, np.ndarray, np.ndarray, list[dict]]:
+        obs, env_reward, dones, infos = self.venv.step_wait()
+        self._step_count += 1
+        truncated = np.array([bool(info.get("TimeLimit.truncated", False)) for info in infos])
+        terminated = dones & ~truncated
+        success = np.array([info_success(info) for info in infos])
+        next_views = [info.pop("views") for info in infos]
+        done_envs = np.flatnonzero(dones)
+        reset_views = {int(i): self.venv.reset_infos[i]["views"] for i in done_envs}
+        if self.reward == "dense":
+            return obs, env_reward, dones, infos
+        if self.reward == "sparse":
+            return obs, success.astype(np.float32), dones, infos
+        if self.relabel_enabled:
+            self._pending.append(_PendingStep(next_views, reset_views, success, terminated, truncated))
+            return obs, success.astype(np.float32), dones, infos
+        scores = self._score(next_views + [reset_views[i] for i in done_envs])
+        phi_next = scores.progress[: self.num_envs]
+        if self.reward == "shaped":
+            rewards = self.shaper.step(phi_next, success, terminated, truncated)
+            if len(done_envs):
+                self.shaper.reset(scores.progress[self.num_envs :], streams=done_envs)
+        else:
+            rewards = phi_next
+        for i, info in enumerate(infos):
+            info["progress"] = float(phi_next[i])
+            info["success_prob"] = float(scores.success[i])
+        return obs, rewards.astype(np.float32), dones, infos
+
+    def relabel(self) -> np.ndarray:
+        """Score the views kept since the last call; returns shaped rewards (T, N).
+
+        Streams continue across calls, so consecutive rollouts telescope.
+        """
+        steps, self._pending = self._pending, []
+        if not steps:
+            return np.zeros((0, self.num_envs), dtype=np.float32)
+        flat: list[dict[str, np.ndarray]] = []
+        for step in steps:
+            flat += step.next_views
+            flat += [step.reset_views[i] for i in sorted(step.reset_views)]
+        progress = self._score_many(flat)
+        rewards = np.empty((len(steps), self.num_envs), dtype=np.float32)
+        cursor = 0
+        for t, step in enumerate(steps):
+            phi_next = progress[cursor : cursor + self.num_envs]
+            cursor += self.num_envs
+            rewards[t] = self.shaper.step(phi_next, step.task_reward, step.terminated, step.truncated)
+            resets = sorted(step.reset_views)
+            if resets:
+                self.shaper.reset(progress[cursor : cursor + len(resets)], streams=np.array(resets))
+                cursor += len(resets)
+        return rewards
