@@ -7,6 +7,8 @@ import typing
 from dataclasses import fields
 from typing import Any
 
+import yaml
+
 from robo_reward.errors import ConfigError
 
 
@@ -36,13 +38,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str | None) ->
                        help="any other field of the model's config dataclass (repeatable)")
 
 
-def _coerce(value: str, annotation: Any, key: str) -> Any:
+def coerce_option(value: str, annotation: Any, key: str) -> Any:
+    """Parse a command-line string into a value of a dataclass field's type."""
     origin = typing.get_origin(annotation)
     if origin is tuple:
         return tuple(v for v in value.split(",") if v)
+    if origin is dict:
+        return yaml.safe_load(value)
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return None if value.lower() == "none" else _coerce(value, inner[0], key)
+        return None if value.lower() == "none" else coerce_option(value, inner[0], key)
     try:
         if annotation is bool:
             return value.lower() in {"1", "true", "yes", "on"}
@@ -68,7 +73,7 @@ def model_options(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
             raise ConfigError(f"--option needs KEY=VALUE, got {item!r}")
         if key not in known:
             raise ConfigError(f"unknown option '{key}'; this model's options: {sorted(known)}")
-        options[key] = _coerce(value, hints[key], key)
+        options[key] = coerce_option(value, hints[key], key)
     return options
 
 
