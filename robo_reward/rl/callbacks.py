@@ -52,18 +52,19 @@ class SuccessEvalCallback(BaseCallback):
         successes, returns = [], []
         for episode in range(self.episodes):
             obs, info = self.eval_env.reset()
-            frames, total, succeeded, done = [info["views"]], 0.0, False, False
+            record = episode == 0 and self.record_video
+            frames, total, succeeded, done = [info["views"]] if record else [], 0.0, False, False
             while not done:
                 action, _ = self.model.predict(obs, deterministic=True)
                 obs, reward, terminated, truncated, info = self.eval_env.step(action)
                 total += float(reward)
                 succeeded |= info_success(info) > 0
                 done = terminated or truncated
-                if episode == 0 and self.record_video:
+                if record:
                     frames.append(info["views"])
             successes.append(succeeded)
             returns.append(total)
-            if episode == 0 and self.record_video:
+            if record:
                 self._write_video(frames)
         rate = float(np.mean(successes))
         self.logger.record("eval/success_rate", rate)

@@ -167,7 +167,7 @@ def train(args: TrainArgs) -> Path:
     out = Path(args.out)
     task = Task(args.instruction)
     render = args.reward in ("shaped", "progress")
-    eval_env = make_camera_env(args, args.seed + 10_000)
+    eval_env = make_camera_env(args, args.seed + 10_000, render=args.record_video)
     venv = DummyVecEnv([lambda i=i: make_camera_env(args, args.seed + i, render) for i in range(args.n_envs)])
     venv.seed(args.seed)
 

@@ -132,13 +132,13 @@ class VecRewardModel(VecEnvWrapper):
         truncated = np.array([bool(info.get("TimeLimit.truncated", False)) for info in infos])
         terminated = dones & ~truncated
         success = np.array([info_success(info) for info in infos])
-        next_views = [info.pop("views") for info in infos]
-        done_envs = np.flatnonzero(dones)
-        reset_views = {int(i): self.venv.reset_infos[i]["views"] for i in done_envs}
         if self.reward == "dense":
             return obs, env_reward, dones, infos
         if self.reward == "sparse":
             return obs, success.astype(np.float32), dones, infos
+        next_views = [info.pop("views") for info in infos]
+        done_envs = np.flatnonzero(dones)
+        reset_views = {int(i): self.venv.reset_infos[i]["views"] for i in done_envs}
         if self.relabel_enabled:
             self._pending.append(_PendingStep(next_views, reset_views, success, terminated, truncated))
             return obs, success.astype(np.float32), dones, infos
