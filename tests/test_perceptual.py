@@ -84,3 +84,15 @@ def test_demos_with_other_views_are_refused(square_episodes):
     demos[1].views = {"front": demos[1].views["front"]}
     with pytest.raises(InputError, match="has views"):
         load_model("perceptual").fit(demos)
+
+
+def test_clip_image_features_plug_in(square_episodes, tiny_clip_arch, tmp_path):
+    from robo_reward.errors import ConfigError
+
+    demos = load_manifest(square_episodes, split="fit")
+    model = load_model("perceptual", num_steps=2, features=f"clip:{tiny_clip_arch}:none").fit(demos)
+    progress, success = score_episodes(model, load_manifest(square_episodes, split="eval")[:1])["ok0"]
+    assert progress.shape == (32,) and np.all((progress >= 0) & (progress <= 1))
+    with pytest.raises(ConfigError, match="random weights are not reproducible"):
+        model.save(tmp_path / "random.pt")
+    assert not (tmp_path / "random.pt").exists()

@@ -21,6 +21,7 @@ from robo_reward.models.base import as_float_tensor
 
 class FeatureExtractor(Protocol):
     spec: str
+    reproducible: bool  # False for random weights: a fitted model on them cannot be saved
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """uint8 (B, H, W, 3) → float32 (B, D)."""
@@ -35,6 +36,7 @@ class PixelFeatures:
             raise ConfigError(f"pixel feature size must be >= 2, got {size}")
         self.size = size
         self.spec = f"pixels:{size}"
+        self.reproducible = True
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         x = F.interpolate(as_float_tensor(images), size=(self.size, self.size), mode="area")
@@ -53,6 +55,7 @@ class ClipImageFeatures:
 
         self.backbone = OpenClipBackbone(arch, pretrained, device)
         self.spec = f"clip:{arch}:{pretrained}"
+        self.reproducible = not self.backbone.random_weights
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.backbone.encode_images(images).cpu().numpy()

@@ -262,6 +262,11 @@ class PerceptualRewardModel(LearnedRewardModel):
         return Scores(progress=progress, success=success, per_view=per_view, uncertainty=uncertainty)
 
     def state_dict(self) -> dict[str, Any]:
+        if not self.features.reproducible:
+            raise ConfigError(
+                f"cannot save a model fitted on {self.features.spec}: random weights are not reproducible; "
+                "use pixel features or pretrained CLIP weights"
+            )
         return {
             "task_instruction": self.task_instruction,
             "views": {view: vars(steps) for view, steps in self.views.items()},
