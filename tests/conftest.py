@@ -6,6 +6,12 @@ from __future__ import annotations
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach a network; set before huggingface_hub loads
+try:  # MuJoCo reads MUJOCO_GL once, at its first import: pick the backend before any test imports it
+    from robo_reward.envs.cameras import choose_mujoco_gl
+
+    choose_mujoco_gl()
+except ImportError:
+    pass
 
 import json
 from pathlib import Path
