@@ -3,38 +3,48 @@
 Reward models score synchronised multi-view camera frames and say how far a task has
 progressed (the potential Φ); :mod:`robo_reward.shaping` turns that into
 policy-invariant RL rewards.
+
+The names below are imported on first use, so ``import robo_reward`` stays light (no
+torch) for processes that only move messages.
 """
 
-from robo_reward.errors import (
-    ConfigError,
-    DependencyNotInstalled,
-    InputError,
-    ModelOutputError,
-    RoboRewardError,
-)
-from robo_reward.models import available_models, load_model, register_model
-from robo_reward.models.base import LearnedRewardModel, RewardModel
-from robo_reward.shaping import PotentialShaper, shape_episode, shape_potential
-from robo_reward.types import FrameBatch, Keypoint, Scores, Task
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConfigError",
-    "DependencyNotInstalled",
-    "FrameBatch",
-    "InputError",
-    "Keypoint",
-    "LearnedRewardModel",
-    "ModelOutputError",
-    "PotentialShaper",
-    "RewardModel",
-    "RoboRewardError",
-    "Scores",
-    "Task",
-    "available_models",
-    "load_model",
-    "register_model",
-    "shape_episode",
-    "shape_potential",
-]
+_EXPORTS = {
+    "ConfigError": "robo_reward.errors",
+    "DependencyNotInstalled": "robo_reward.errors",
+    "InputError": "robo_reward.errors",
+    "ModelOutputError": "robo_reward.errors",
+    "RoboRewardError": "robo_reward.errors",
+    "FrameBatch": "robo_reward.types",
+    "Keypoint": "robo_reward.types",
+    "Scores": "robo_reward.types",
+    "Task": "robo_reward.types",
+    "PotentialShaper": "robo_reward.shaping",
+    "shape_episode": "robo_reward.shaping",
+    "shape_potential": "robo_reward.shaping",
+    "available_models": "robo_reward.models",
+    "load_model": "robo_reward.models",
+    "register_model": "robo_reward.models",
+    "LearnedRewardModel": "robo_reward.models.base",
+    "RewardModel": "robo_reward.models.base",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'robo_reward' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

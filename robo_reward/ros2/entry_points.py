@@ -1,0 +1,151 @@
+"""Entry points of the ``robo_reward_ros`` ROS 2 package (rclpy), configured by ROS parameters.
+
+``ros2 run robo_reward_ros reward_node --ros-args -p cameras:="front=/cam/front/image_raw" -p task:="open the drawer"``
+or ``ros2 launch robo_reward_ros reward.launch.py`` (see ``launch/reward.launch.py``).
+Only the ``task`` parameter may change at run time (``ros2 param set``); the others are
+read at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from robo_reward.errors import RoboRewardError
+
+#: Reward node parameters and their defaults (the types ROS 2 declares them with).
+REWARD_PARAMETERS: dict[str, Any] = {
+    "cameras": "",
+    "task": "",
+    "model": "",
+    "model_options": "",
+    "gamma": 0.99,
+    "slop": 0.05,
+    "queue_size": 5,
+    "stale_timeout": 0.5,
+    "max_batch": 8,
+    "max_wait": 0.0,
+    "max_pending": 16,
+    "max_rate": 0.0,
+    "diagnostics_period": 2.0,
+    "torch_threads": 1,
+    "reward_topic": "~/reward",
+    "task_topic": "~/task",
+    "reset_topic": "~/episode_reset",
+    "diagnostics_topic": "~/diagnostics",
+}
+
+#: Simulated robot parameters and their defaults (``max_episode_steps`` 0: the task's limit).
+SIM_ROBOT_PARAMETERS: dict[str, Any] = {
+    "task": "PandaReach-v3",
+    "cameras": "front,side",
+    "image_height": 96,
+    "image_width": 96,
+    "rate": 10.0,
+    "prefix": "/sim",
+    "compressed": False,
+    "reset_topic": "/robo_reward/episode_reset",
+    "action_timeout": 0.5,
+    "max_episode_steps": 0,
+    "seed": 0,
+}
+
+
+def _items(text: str) -> list[str]:
+    """``"a=1, b=2"`` → ``["a=1", "b=2"]``."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _declare(node: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {name: node.declare_parameter(name, default).value for name, default in parameters.items()}
+
+
+def reward_node_main(args: Sequence[str] | None = None) -> int:
+    """Run the reward node on rclpy until shutdown; returns the exit code (2: bad parameters)."""
+    from robo_reward.assets import DEFAULT_MODEL
+    from robo_reward.commands._common import model_from_args
+    from robo_reward.ros2.node import NodeConfig, RewardNode
+    from robo_reward.ros2.rclpy_transport import RclpyTransport
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    transport = RclpyTransport.create("robo_reward", args=sys.argv if args is None else args)
+    node = transport.node
+    try:
+        p = _declare(node, REWARD_PARAMETERS)
+        model_spec = p["model"] or str(DEFAULT_MODEL)
+        config = NodeConfig.build(
+            _items(p["cameras"]), p["task"], model_spec,
+            gamma=p["gamma"], slop_s=p["slop"], queue_size=p["queue_size"], stale_after_s=p["stale_timeout"],
+            max_batch=p["max_batch"], max_wait_s=p["max_wait"], max_pending=p["max_pending"],
+            max_rate_hz=p["max_rate"], reward_topic=p["reward_topic"], task_topic=p["task_topic"],
+            reset_topic=p["reset_topic"], diagnostics_topic=p["diagnostics_topic"],
+            diagnostics_period_s=p["diagnostics_period"],
+        )
+        if p["torch_threads"] > 0:
+            import torch
+
+            torch.set_num_threads(p["torch_threads"])
+        model = model_from_args(argparse.Namespace(
+            model=model_spec, arch=None, pretrained=None, alpha=None, device=None, option=_items(p["model_options"])))
+    except RoboRewardError as exc:
+        node.get_logger().fatal(f"cannot start: {exc}")
+        transport.close()
+        return 2
+    reward_node = RewardNode(transport, model, config)
+    node.add_on_set_parameters_callback(lambda params: _on_set_parameters(reward_node, params))
+    stop = threading.Event()
+    try:
+        reward_node.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        transport.close()
+    return 0
+
+
+def _on_set_parameters(reward_node: Any, params: Sequence[Any]) -> Any:
+    """Accept a new non-empty ``task``; refuse changing any other node parameter at run time."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    for param in params:
+        if param.name == "task" and not str(param.value).strip():
+            return SetParametersResult(successful=False, reason="task must not be empty")
+        if param.name != "task" and param.name in REWARD_PARAMETERS:
+            return SetParametersResult(
+                successful=False, reason=f"'{param.name}' is read at start-up; only 'task' changes at run time")
+    for param in params:
+        if param.name == "task":
+            reward_node.set_task(str(param.value))
+    return SetParametersResult(successful=True)
+
+
+def sim_robot_main(args: Sequence[str] | None = None) -> int:
+    """Run the simulated robot on rclpy until shutdown; returns the exit code (2: bad parameters)."""
+    from robo_reward.ros2.rclpy_transport import RclpyTransport
+    from robo_reward.ros2.sim_robot import SimRobot, SimRobotConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    transport = RclpyTransport.create("sim_robot", args=sys.argv if args is None else args)
+    try:
+        p = _declare(transport.node, SIM_ROBOT_PARAMETERS)
+        robot = SimRobot(transport, SimRobotConfig(
+            task=p["task"], cameras=tuple(_items(p["cameras"])), image_size=(p["image_height"], p["image_width"]),
+            rate_hz=p["rate"], prefix=p["prefix"], compressed=p["compressed"], reset_topic=p["reset_topic"],
+            action_timeout_s=p["action_timeout"], max_episode_steps=p["max_episode_steps"] or None, seed=p["seed"],
+        ))
+    except RoboRewardError as exc:
+        transport.node.get_logger().fatal(f"cannot start: {exc}")
+        transport.close()
+        return 2
+    stop = threading.Event()
+    try:
+        robot.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        transport.close()
+    return 0

@@ -1,0 +1,201 @@
+"""The reward node: camera topics in, ``robo_reward_msgs/Reward`` out, on any transport.
+
+Topics (``~`` is the node's name, ``robo_reward`` by default):
+
+==========================  =======================  ==========================================
+topic                       type                     role
+==========================  =======================  ==========================================
+each camera topic           sensor_msgs/Image, or    input, sensor-data QoS; a topic ending in
+                            CompressedImage          ``/compressed`` carries CompressedImage
+``~/task``                  std_msgs/String          set the task instruction at run time
+``~/episode_reset``         std_msgs/Empty           start a new episode (shaping restarts)
+``~/reward``                robo_reward_msgs/Reward  one per synchronised image set
+``~/diagnostics``           std_msgs/String          JSON: rates, drops, latency percentiles
+==========================  =======================  ==========================================
+
+The logic lives in :class:`~robo_reward.stream.runner.LiveRewardStream`; this module wires
+it to a :class:`~robo_reward.ros2.transport.Transport` and runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from robo_reward.errors import ConfigError, InputError
+from robo_reward.models.base import RewardModel
+from robo_reward.ros2.messages import CompressedImageMessage, ImageMessage
+from robo_reward.ros2.transport import Transport, resolve_topic
+from robo_reward.stream.runner import LiveRewardStream, StreamConfig
+from robo_reward.types import Task
+
+log = logging.getLogger(__name__)
+
+_VIEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def parse_cameras(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    """``["front=/cam/front/image_raw", …]`` (or a mapping) → ``{view: topic}``, checked.
+
+    Raises ConfigError for a missing ``=``, a bad view name or topic, or a repeated view.
+    """
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    else:
+        pairs = []
+        for item in items:
+            view, sep, topic = item.partition("=")
+            if not sep or not view or not topic:
+                raise ConfigError(f"camera '{item}': expected VIEW=TOPIC, e.g. front=/cam/front/image_raw")
+            pairs.append((view.strip(), topic.strip()))
+    if not pairs:
+        raise ConfigError("no cameras: give at least one VIEW=TOPIC, e.g. front=/cam/front/image_raw")
+    cameras: dict[str, str] = {}
+    for view, topic in pairs:
+        if not _VIEW_NAME.match(view):
+            raise ConfigError(f"camera view name '{view}': use letters, digits, '_' or '-'")
+        if view in cameras:
+            raise ConfigError(f"camera view '{view}' is given twice")
+        resolve_topic(topic, "node")
+        cameras[view] = topic
+    return cameras
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What the reward node subscribes, publishes and how it scores.
+
+    Attributes:
+        cameras: view name → image topic (a ``…/compressed`` topic carries CompressedImage).
+        task: the initial task instruction.
+        model: the model's name in the Reward messages (its spec: a name or checkpoint path).
+        stream: synchronisation, batching and shaping options (its views are ``cameras``).
+        reward_topic, task_topic, reset_topic, diagnostics_topic: topic names.
+        diagnostics_period_s: seconds between diagnostics messages (and log lines).
+    """
+
+    cameras: dict[str, str]
+    task: str
+    model: str
+    stream: StreamConfig
+    reward_topic: str = "~/reward"
+    task_topic: str = "~/task"
+    reset_topic: str = "~/episode_reset"
+    diagnostics_topic: str = "~/diagnostics"
+    diagnostics_period_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if tuple(self.cameras) != tuple(self.stream.views):
+            raise ConfigError(f"stream views {self.stream.views} differ from the cameras {list(self.cameras)}")
+        if self.diagnostics_period_s <= 0:
+            raise ConfigError(f"diagnostics period must be > 0 s, got {self.diagnostics_period_s}")
+        Task(self.task)
+
+    @classmethod
+    def build(cls, cameras: Sequence[str] | Mapping[str, str], task: str, model: str, **options: Any) -> NodeConfig:
+        """From camera ``VIEW=TOPIC`` items and flat options (NodeConfig and StreamConfig fields)."""
+        parsed = parse_cameras(cameras)
+        node_fields = {f for f in cls.__dataclass_fields__ if f not in {"cameras", "task", "model", "stream"}}
+        stream_fields = set(StreamConfig.__dataclass_fields__) - {"views"}
+        unknown = sorted(set(options) - node_fields - stream_fields)
+        if unknown:
+            raise ConfigError(f"unknown reward node option(s) {unknown}")
+        stream = StreamConfig(views=tuple(parsed), **{k: v for k, v in options.items() if k in stream_fields})
+        return cls(parsed, task, model, stream, **{k: v for k, v in options.items() if k in node_fields})
+
+
+@dataclass
+class RewardNode:
+    """The reward node on ``transport`` (see the module docstring); :meth:`run` blocks."""
+
+    transport: Transport
+    model: RewardModel
+    config: NodeConfig
+    stream: LiveRewardStream = field(init=False)
+
+    def __post_init__(self) -> None:
+        config, transport = self.config, self.transport
+        self._reward_pub = transport.reward_publisher(config.reward_topic)
+        self._diagnostics_pub = transport.string_publisher(config.diagnostics_topic)
+        self.stream = LiveRewardStream(
+            self.model, Task(config.task), config.stream, self._reward_pub.publish,
+            model_label=config.model, clock_ns=transport.now_ns,
+        )
+        for view, topic in config.cameras.items():
+            transport.subscribe_image(
+                topic,
+                lambda message, view=view: self._on_image(view, message),
+                on_error=lambda _topic, reason, view=view: self.stream.reject(view, reason),
+            )
+        transport.subscribe_string(config.task_topic, self.set_task)
+        transport.subscribe_empty(config.reset_topic, self.stream.reset_episode)
+        log.info(
+            "reward node: cameras %s, task %r, model %s, rewards on %s",
+            ", ".join(f"{v}={transport.resolve(t)}" for v, t in config.cameras.items()),
+            config.task, config.model, transport.resolve(config.reward_topic),
+        )
+
+    def _on_image(self, view: str, message: ImageMessage | CompressedImageMessage) -> None:
+        self.stream.push(view, message)
+
+    def set_task(self, instruction: str) -> None:
+        """Change the task (from the task topic or a parameter); an empty one is refused."""
+        try:
+            self.stream.set_task(Task(instruction))
+        except InputError as exc:
+            log.warning("task change refused: %s", exc)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The stream's diagnostics plus the transport's undecodable messages per topic."""
+        report = self.stream.diagnostics()
+        report["undecodable"] = dict(self.transport.malformed)
+        return report
+
+    def publish_diagnostics(self) -> dict[str, Any]:
+        """Publish the diagnostics as JSON on the diagnostics topic and log a summary line."""
+        report = self.diagnostics()
+        self._diagnostics_pub.publish(json.dumps(report, allow_nan=False, default=str))
+        latency = report["latency_ms"]["stamp_to_publish"]
+        drops = sum(
+            v["dropped_overflow"] + v["dropped_unmatched"] + v["dropped_stale"] for v in report["views"].values()
+        ) + report["dropped_pending"]
+        log.info(
+            "rewards %.1f Hz (%d, %d invalid) | views %s | drops %d | latency p50 %s ms p99 %s ms",
+            report["reward_rate_hz"], report["published"], report["invalid"],
+            " ".join(f"{v}:{d['rate_hz']}Hz{'(stale)' if d['stale'] else ''}" for v, d in report["views"].items()),
+            drops, latency["p50"], latency["p99"],
+        )
+        return report
+
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> dict[str, Any]:
+        """Score and publish until ``stop`` is set (or ``duration_s`` passes); returns the last diagnostics."""
+        timer = threading.Timer(duration_s or 0.0, stop.set)
+        timer.daemon = True
+        if duration_s is not None:
+            timer.start()
+        diagnostics = threading.Thread(target=self._diagnostics_loop, args=(stop,), daemon=True)
+        self.stream.start()
+        diagnostics.start()
+        try:
+            self.transport.spin(stop)
+        finally:
+            timer.cancel()
+            stop.set()
+            self.stream.stop()
+            diagnostics.join(timeout=2.0)
+        return self.publish_diagnostics()
+
+    def _diagnostics_loop(self, stop: threading.Event) -> None:
+        next_at = time.monotonic() + self.config.diagnostics_period_s
+        while not stop.wait(max(0.0, next_at - time.monotonic())):
+            try:
+                self.publish_diagnostics()
+            except Exception:  # diagnostics must never take the node down
+                log.exception("publishing diagnostics failed")
+            next_at += self.config.diagnostics_period_s
