@@ -30,7 +30,13 @@ from robo_reward.ros2.messages import (
     join_stamp,
     split_stamp,
 )
-from robo_reward.ros2.transport import ErrorCallback, Publisher, Transport
+from robo_reward.ros2.transport import (
+    ErrorCallback,
+    Publisher,
+    Transport,
+    joint_state_from_ros,
+    reward_from_ros,
+)
 from robo_reward.stream.runner import RewardRecord
 
 log = logging.getLogger(__name__)
@@ -244,10 +250,10 @@ class DdsTransport(Transport):
         )
 
     def subscribe_reward(self, topic: str, callback: Callable[[RewardRecord], None]) -> None:
-        self._subscribe(topic, self.types.Reward, False, lambda m: callback(_reward_in(m)), None)
+        self._subscribe(topic, self.types.Reward, False, lambda m: callback(reward_from_ros(m)), None)
 
     def subscribe_joint_state(self, topic: str, callback: Callable[[JointStateMessage], None]) -> None:
-        self._subscribe(topic, self.types.JointState, True, lambda m: callback(_joint_state_in(m)), None)
+        self._subscribe(topic, self.types.JointState, True, lambda m: callback(joint_state_from_ros(m)), None)
 
     # ---------------------------------------------------------------- publishers
 
@@ -327,27 +333,3 @@ def _image_in(m: Any) -> ImageMessage:
 
 def _compressed_in(m: Any) -> CompressedImageMessage:
     return CompressedImageMessage(_stamp(m.header), m.header.frame_id, m.format, m.data)
-
-
-def _joint_state_in(m: Any) -> JointStateMessage:
-    return JointStateMessage(_stamp(m.header), tuple(m.name), tuple(m.position), tuple(m.velocity), tuple(m.effort))
-
-
-def _reward_in(m: Any) -> RewardRecord:
-    return RewardRecord(
-        stamp_ns=_stamp(m.header),
-        reward=m.reward,
-        progress=m.progress,
-        success_probability=m.success_probability,
-        uncertainty=m.uncertainty,
-        valid=m.valid,
-        status=m.status,
-        task=m.task,
-        model=m.model,
-        episode=m.episode,
-        step=m.step,
-        view_names=tuple(m.view_names),
-        view_progress=tuple(m.view_progress),
-        view_valid=tuple(m.view_valid),
-        source_stamps_ns=tuple(join_stamp(s.sec, s.nanosec) for s in m.source_stamps),
-    )

@@ -37,6 +37,8 @@ from robo_reward.ros2.transport import (
     ErrorCallback,
     Publisher,
     Transport,
+    joint_state_from_ros,
+    reward_from_ros,
 )
 from robo_reward.stream.runner import RewardRecord
 
@@ -229,32 +231,10 @@ class RclpyTransport(Transport):
                         lambda m: callback(np.asarray(m.data, dtype=np.float32)))
 
     def subscribe_reward(self, topic: str, callback: Callable[[RewardRecord], None]) -> None:
-        def handle(m: Any) -> None:
-            callback(RewardRecord(
-                stamp_ns=join_stamp(m.header.stamp.sec, m.header.stamp.nanosec),
-                reward=m.reward,
-                progress=m.progress,
-                success_probability=m.success_probability,
-                uncertainty=m.uncertainty,
-                valid=m.valid,
-                status=m.status,
-                task=m.task,
-                model=m.model,
-                episode=m.episode,
-                step=m.step,
-                view_names=tuple(m.view_names),
-                view_progress=tuple(m.view_progress),
-                view_valid=tuple(m.view_valid),
-                source_stamps_ns=tuple(join_stamp(s.sec, s.nanosec) for s in m.source_stamps),
-            ))
-
-        self._subscribe(self.ros.Reward, topic, False, handle)
+        self._subscribe(self.ros.Reward, topic, False, lambda m: callback(reward_from_ros(m)))
 
     def subscribe_joint_state(self, topic: str, callback: Callable[[JointStateMessage], None]) -> None:
-        self._subscribe(self.ros.JointState, topic, True, lambda m: callback(JointStateMessage(
-            join_stamp(m.header.stamp.sec, m.header.stamp.nanosec), tuple(m.name), tuple(m.position),
-            tuple(m.velocity), tuple(m.effort),
-        )))
+        self._subscribe(self.ros.JointState, topic, True, lambda m: callback(joint_state_from_ros(m)))
 
     # ---------------------------------------------------------------- publishers
 

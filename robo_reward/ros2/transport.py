@@ -18,12 +18,12 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from robo_reward.errors import ConfigError
-from robo_reward.ros2.messages import CompressedImageMessage, ImageMessage, JointStateMessage
+from robo_reward.ros2.messages import CompressedImageMessage, ImageMessage, JointStateMessage, join_stamp
 from robo_reward.stream.runner import RewardRecord
 
 M = TypeVar("M")
@@ -162,3 +162,30 @@ class Transport(ABC):
         self.malformed[topic] = self.malformed.get(topic, 0) + 1
         if on_error is not None:
             on_error(topic, reason)
+
+
+def joint_state_from_ros(m: Any) -> JointStateMessage:
+    """sensor_msgs/JointState (a DDS struct or an rclpy message: same field names) → JointStateMessage."""
+    return JointStateMessage(join_stamp(m.header.stamp.sec, m.header.stamp.nanosec), tuple(m.name),
+                             tuple(m.position), tuple(m.velocity), tuple(m.effort))
+
+
+def reward_from_ros(m: Any) -> RewardRecord:
+    """robo_reward_msgs/Reward (a DDS struct or an rclpy message) → RewardRecord."""
+    return RewardRecord(
+        stamp_ns=join_stamp(m.header.stamp.sec, m.header.stamp.nanosec),
+        reward=m.reward,
+        progress=m.progress,
+        success_probability=m.success_probability,
+        uncertainty=m.uncertainty,
+        valid=m.valid,
+        status=m.status,
+        task=m.task,
+        model=m.model,
+        episode=m.episode,
+        step=m.step,
+        view_names=tuple(m.view_names),
+        view_progress=tuple(m.view_progress),
+        view_valid=tuple(m.view_valid),
+        source_stamps_ns=tuple(join_stamp(s.sec, s.nanosec) for s in m.source_stamps),
+    )
