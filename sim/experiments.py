@@ -65,7 +65,7 @@ def record_panda_reach_demos(folder: Path, camera: str, size: int, episodes: int
     """Scripted demos of PandaReach: a proportional controller to the goal, as mp4 + manifest."""
     from robo_reward.envs.panda import make_panda_env
 
-    env = make_panda_env("PandaReach-v3", (camera,), size)
+    env = make_panda_env("PandaReach-v3", (camera,), size, shadows=False)
     entries = []
     for index in range(episodes):
         obs, _ = env.reset(seed=seed + index)
@@ -96,7 +96,7 @@ def reward_model_for(spec: TaskSpec, out: Path, size: int) -> Path:
         subprocess.run([sys.executable, str(ROOT / "datasets/metaworld_sample/make_sample.py"), "--task", spec.task,
                         "--instruction", spec.instruction, "--cameras", spec.camera, "--size", str(size),
                         "--fit-successes", "5", "--eval-successes", "0", "--partials", "0", "--failures", "0",
-                        "--out", str(demos), "--overwrite"], check=True)
+                        "--no-shadows", "--out", str(demos), "--overwrite"], check=True)
     else:
         demos.mkdir(parents=True, exist_ok=True)
         record_panda_reach_demos(demos, spec.camera, size, episodes=5, seed=1000)
@@ -115,6 +115,7 @@ def run_one(spec: TaskSpec, variant: str, seed: int, model: Path, out: Path, ste
         reward_model=str(model) if variant in ("shaped", "progress") else None, total_steps=steps,
         learning_starts=min(1_000, steps // 4), eval_every=max(steps // 4, 1), eval_episodes=5,
         checkpoint_every=steps, record_video=False, seed=seed, out=str(folder), progress_bar=False,
+        shadows=False,
     ))
     return folder
 

@@ -69,6 +69,8 @@ class SampleConfig:
         tail: frames kept after the first success frame.
         fps: frame rate written in the files.
         max_steps: the expert's step budget; seeds where it does not succeed are skipped.
+        shadows: render shadows and reflections (off renders faster; keep it the same as
+            the env that the fitted reward model will score).
     """
 
     task: str = "drawer-open-v3"
@@ -84,6 +86,7 @@ class SampleConfig:
     tail: int = 5
     fps: float = 20.0
     max_steps: int = 300
+    shadows: bool = True
 
     def __post_init__(self) -> None:
         if not self.instruction:
@@ -179,7 +182,7 @@ def record(plan: Plan, config: SampleConfig, env: Any, folder: Path, bar: tqdm) 
 def make_sample(config: SampleConfig, out: Path = DEFAULT_OUT, overwrite: bool = False) -> Path:
     """Plan, record and write the sample to ``out`` atomically; returns ``out``."""
     env = make_metaworld_env(config.task, config.cameras, config.size,
-                             max_path_length=config.max_steps + config.tail + 1)
+                             max_path_length=config.max_steps + config.tail + 1, shadows=config.shadows)
     entries = []
     try:
         with atomic_dir(out, overwrite=overwrite) as folder:
@@ -227,11 +230,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[SampleConfig, Path, bool]:
     parser.add_argument("--failures", type=int, default=defaults.failures)
     parser.add_argument("--tail", type=int, default=defaults.tail, help="frames kept after the first success")
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps, help="expert step budget")
+    parser.add_argument("--no-shadows", action="store_true", help="render without shadows and reflections")
     args = parser.parse_args(argv)
     config = SampleConfig(
         task=args.task, instruction=args.instruction, cameras=tuple(args.cameras), size=args.size, seed=args.seed,
         fit_successes=args.fit_successes, eval_successes=args.eval_successes, partials=args.partials,
-        failures=args.failures, tail=args.tail, max_steps=args.max_steps,
+        failures=args.failures, tail=args.tail, max_steps=args.max_steps, shadows=not args.no_shadows,
     )
     return config, args.out, args.overwrite
 

@@ -172,13 +172,17 @@ class MujocoCameraRig:
         names: camera names defined in the model.
         height: image height in pixels.
         width: image width in pixels.
+        shadows: render shadows and reflections (off: about half the time in software GL).
     """
 
-    def __init__(self, model: Any, data: Any, names: Sequence[str], height: int, width: int) -> None:
+    def __init__(self, model: Any, data: Any, names: Sequence[str], height: int, width: int,
+                 shadows: bool = True) -> None:
         valid = [model.camera(i).name for i in range(model.ncam)]
         self.names = check_names("camera", names, valid, "this MuJoCo scene")
         self.height, self.width = height, width
         self._model, self._data = model, data
+        self._effects_off = () if shadows else (
+            mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX)
         self._ids = {name: model.camera(name).id for name in self.names}
         # camera y axis is image-up in MuJoCo; pointing at the floor means upside down
         self._flipped = {name: bool(data.cam_xmat[i].reshape(3, 3)[2, 1] < 0) for name, i in self._ids.items()}
@@ -198,6 +202,8 @@ class MujocoCameraRig:
     def render(self, name: str) -> np.ndarray:
         """uint8 RGB (height, width, 3) view of camera ``name``, upright."""
         self._renderer.update_scene(self._data, camera=self._ids[name])
+        for flag in self._effects_off:
+            self._renderer.scene.flags[flag] = False
         image = self._renderer.render()
         return np.ascontiguousarray(image[::-1, ::-1]) if self._flipped[name] else image
 
@@ -223,6 +229,7 @@ def make_metaworld_env(
     image_size: int | Sequence[int] = (96, 96),
     goal_observable: bool = True,
     max_path_length: int = 500,
+    shadows: bool = True,
 ) -> MultiCameraWrapper:
     """A Meta-World v3 task whose observations carry camera views.
 
@@ -235,6 +242,7 @@ def make_metaworld_env(
         image_size: (height, width) in pixels, or one int for square images.
         goal_observable: see :func:`metaworld_task_env`.
         max_path_length: see :func:`metaworld_task_env`.
+        shadows: render shadows and reflections (off: faster in software GL).
 
     Returns:
         a :class:`MultiCameraWrapper`; ``obs["state"]`` is the (39,) float64 state,
@@ -246,7 +254,7 @@ def make_metaworld_env(
         cameras = (cameras,)
     env = metaworld_task_env(task, goal_observable, max_path_length)
     try:
-        rig = MujocoCameraRig(env.unwrapped.model, env.unwrapped.data, cameras, height, width)
+        rig = MujocoCameraRig(env.unwrapped.model, env.unwrapped.data, cameras, height, width, shadows)
     except Exception:
         env.close()
         raise

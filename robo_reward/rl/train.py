@@ -38,6 +38,8 @@ class TrainArgs:
     """cameras rendered each step (their names must match the reward model's views)"""
     image_size: int = 64
     """square camera image side, pixels"""
+    shadows: bool = True
+    """render shadows (off: faster software rendering; match what the reward model was fitted on)"""
     max_episode_steps: int = 200
     """time limit (a truncation, never a termination)"""
     reward: str = "shaped"
@@ -86,8 +88,6 @@ class TrainArgs:
     """continue from the newest checkpoint in out/checkpoints"""
     progress_bar: bool = True
     """show a progress bar"""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """backend-specific keyword arguments for the env factory"""
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainArgs:
@@ -114,12 +114,12 @@ def make_camera_env(args: TrainArgs, seed: int, render: bool = True):
 
         limit = args.max_episode_steps + 1  # our TimeLimit, not Meta-World's, truncates
         env = (ViewsToInfo(make_metaworld_env(args.task, args.cameras, args.image_size, max_path_length=limit,
-                                              **args.extra))
-               if render else metaworld_task_env(args.task, max_path_length=limit, **args.extra))
+                                              shadows=args.shadows))
+               if render else metaworld_task_env(args.task, max_path_length=limit))
     elif args.backend == "panda":
         from robo_reward.envs.panda import check_task, make_panda_env
 
-        env = (ViewsToInfo(make_panda_env(args.task, args.cameras, args.image_size, **args.extra))
+        env = (ViewsToInfo(make_panda_env(args.task, args.cameras, args.image_size, shadows=args.shadows))
                if render else gym.make(check_task(args.task)))
     else:
         raise ConfigError(f"unknown backend '{args.backend}': use 'metaworld' or 'panda'")
