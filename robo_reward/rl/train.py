@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
 from robo_reward.errors import ConfigError, require
@@ -82,6 +83,8 @@ class TrainArgs:
     """seed of the learner and the environments"""
     device: str = "auto"
     """torch device of the learner"""
+    torch_threads: int = 1
+    """CPU threads for torch (small networks run fastest on one; more only contend)"""
     out: str = "runs/train"
     """output folder: tensorboard logs, eval.csv, videos, checkpoints"""
     resume: bool = False
@@ -164,6 +167,7 @@ def train(args: TrainArgs) -> Path:
 
     # 1. Check the configuration; the simulators check the task and camera names.
     check_args(args)
+    torch.set_num_threads(args.torch_threads)
     out = Path(args.out)
     task = Task(args.instruction)
     render = args.reward in ("shaped", "progress")
