@@ -1,16 +1,22 @@
-"""Offline labeling: episodes → model scores → rewards → parquet + report.
+"""Offline labeling: episodes → model scores → rewards → parquet + report + sinks.
 
 One implementation of the flow source → batch → RewardModel → Scores → shaper → sink
 (DESIGN.md §1); the sources are :class:`~robo_reward.data.episodes.Episode` objects, so
-video files, LeRobot datasets and bags all go through here.
+video files, LeRobot datasets and bags all go through here, and an engine
+(:mod:`robo_reward.engine`: local, in-process by default, or Ray Data) decides where
+the episodes are scored. A run is resumable: each finished episode is kept in a hidden
+work folder beside the output (:mod:`robo_reward.engine.work`) until the output is
+written whole.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,13 +25,17 @@ from tqdm.auto import tqdm
 from robo_reward.data.atomic import atomic_dir
 from robo_reward.data.episodes import Episode, Sampling
 from robo_reward.errors import ConfigError, InputError
-from robo_reward.models.base import RewardModel
 from robo_reward.shaping import REWARD_MODES, TRANSFORMS, check_gamma, shape_episode
-from robo_reward.types import Scores
+from robo_reward.types import FrameBatch, Scores
+
+if TYPE_CHECKING:
+    from robo_reward.engine import Engine
+    from robo_reward.models.base import RewardModel
 
 SCORES_FILE = "scores.parquet"
 RUN_FILE = "run.json"
 TERMINAL_MODES = ("truncated", "outcome")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,7 +78,11 @@ class LabelConfig:
 
 @dataclass
 class EpisodeLabels:
-    """The labels of one episode; arrays of shape (T,) over scored samples."""
+    """The labels of one episode; arrays of shape (T,) over scored samples.
+
+    ``terminated`` says how the shaping treated the episode's end (True: the task
+    ended, Φ(end) = 0; False: the recording was truncated).
+    """
 
     episode: str
     task: str
@@ -77,6 +91,7 @@ class EpisodeLabels:
     timestamps_ns: np.ndarray
     scores: Scores
     reward: np.ndarray
+    terminated: bool = False
     thumbnails: list[tuple[int, np.ndarray]] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
@@ -96,44 +111,110 @@ class EpisodeLabels:
         return pd.DataFrame(columns)
 
 
+class Sink(Protocol):
+    """Writes a run's labels somewhere besides scores.parquet (a new dataset, a new bag…)."""
+
+    def check(self, config: LabelConfig) -> None:
+        """Refuse, before any labeling, a configuration this sink cannot write."""
+        ...
+
+    def write(self, results: Sequence[EpisodeLabels], folder: Path, run: dict[str, Any]) -> list[Path]:
+        """Write into ``folder`` (the output folder while it is being assembled); return what was written.
+
+        ``run`` describes the run: ``model`` (its description) and ``config`` (LabelConfig as a dict).
+        """
+        ...
+
+
+def is_terminated(config: LabelConfig, outcome: str | None) -> bool:
+    """Whether the shaping treats an episode's end as a termination (else a truncation)."""
+    return config.terminal == "outcome" and outcome == "success"
+
+
 def compute_rewards(scores: Scores, config: LabelConfig, outcome: str | None) -> np.ndarray:
     """Rewards (T,) of an episode's scores under ``config.reward`` (see robo_reward.shaping)."""
     if config.reward == "shaped":
-        terminated = config.terminal == "outcome" and outcome == "success"
-        return shape_episode(scores.progress, config.gamma, terminated=terminated)
+        return shape_episode(scores.progress, config.gamma, terminated=is_terminated(config, outcome))
     return TRANSFORMS[config.reward](scores.progress, scores.success)
 
 
-def label_episode(
-    model: RewardModel, episode: Episode, config: LabelConfig, progress_bar: tqdm | None = None
+def thumbnail_positions(total: int, count: int) -> set[int]:
+    """Positions (0 … total−1) of the ``count`` samples kept as report thumbnails, evenly spread."""
+    if total == 0 or count == 0:
+        return set()
+    return set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
+
+
+def pick_thumbnails(batch: FrameBatch, first_position: int, keep: set[int]) -> list[tuple[int, np.ndarray]]:
+    """(frame_index, first view's image) of the batch samples whose episode position is in ``keep``."""
+    images = batch.views[batch.view_names[0]]
+    return [(int(batch.frame_index[i]), images[i]) for i in range(len(batch)) if first_position + i in keep]
+
+
+def assemble_labels(
+    episode: Episode,
+    config: LabelConfig,
+    scores: Sequence[Scores],
+    batches: Sequence[tuple[np.ndarray, np.ndarray]],
+    thumbnails: list[tuple[int, np.ndarray]],
 ) -> EpisodeLabels:
-    """Score every sampled frame of ``episode`` in micro-batches and derive its rewards."""
-    total = len(episode.timestamps(config.sampling))
-    if total == 0:
+    """An episode's labels from its per-batch scores and (timestamps_ns, frame_index) in batch order."""
+    if not scores:
         raise InputError(f"episode '{episode.name}': no frames to score")
-    keep = set(np.linspace(0, total - 1, min(config.thumbnails, total)).round().astype(int).tolist())
-    parts, stamps, indices, thumbs = [], [], [], []
-    seen = 0
-    for batch in episode.iter_batches(config.batch_size, config.sampling):
-        parts.append(model.score(batch, episode.task))
-        stamps.append(batch.timestamps_ns)
-        indices.append(batch.frame_index)
-        first_view = batch.views[batch.view_names[0]]
-        thumbs += [(int(batch.frame_index[i]), first_view[i]) for i in range(len(batch)) if seen + i in keep]
-        seen += len(batch)
-        if progress_bar is not None:
-            progress_bar.update(len(batch))
-    scores = Scores.concat(parts)
+    merged = Scores.concat(scores)
     return EpisodeLabels(
         episode=episode.name,
         task=episode.task.instruction,
         outcome=episode.outcome,
-        frame_index=np.concatenate(indices),
-        timestamps_ns=np.concatenate(stamps),
-        scores=scores,
-        reward=compute_rewards(scores, config, episode.outcome),
-        thumbnails=thumbs,
+        frame_index=np.concatenate([index for _, index in batches]),
+        timestamps_ns=np.concatenate([stamps for stamps, _ in batches]),
+        scores=merged,
+        reward=compute_rewards(merged, config, episode.outcome),
+        terminated=is_terminated(config, episode.outcome),
+        thumbnails=thumbnails,
     )
+
+
+def label_episode(
+    model: RewardModel,
+    episode: Episode,
+    config: LabelConfig,
+    progress_bar: tqdm | None = None,
+) -> EpisodeLabels:
+    """Score every sampled frame of ``episode`` in micro-batches and derive its rewards.
+
+    A model that ``wants_reference`` gets the episode's first sampled set as
+    ``reference`` with every batch.
+    """
+    total = len(episode.timestamps(config.sampling))
+    if total == 0:
+        raise InputError(f"episode '{episode.name}': no frames to score")
+    keep = thumbnail_positions(total, config.thumbnails)
+    scores, batches, thumbs = [], [], []
+    seen = 0
+    reference = None  # the episode's first sample, for models that score against it
+    for batch in episode.iter_batches(config.batch_size, config.sampling):
+        if model.wants_reference and reference is None:
+            reference = batch.select(np.arange(1))
+        scores.append(model.score(batch, episode.task, reference))
+        batches.append((batch.timestamps_ns, batch.frame_index))
+        thumbs += pick_thumbnails(batch, seen, keep)
+        seen += len(batch)
+        if progress_bar is not None:
+            progress_bar.update(len(batch))
+    return assemble_labels(episode, config, scores, batches, thumbs)
+
+
+def check_views(episodes: Sequence[Episode]) -> None:
+    """All episodes of a run must show the same cameras (one camera setup per run)."""
+    first = episodes[0]
+    for episode in episodes[1:]:
+        if sorted(episode.view_names) != sorted(first.view_names):
+            raise InputError(
+                f"episode '{episode.name}' has {len(episode.view_names)} camera view(s) {episode.view_names}, "
+                f"but episode '{first.name}' has {len(first.view_names)} {first.view_names}: "
+                "label one camera setup per run"
+            )
 
 
 def label_episodes(
@@ -143,33 +224,73 @@ def label_episodes(
     out: str | Path,
     overwrite: bool = False,
     report: bool = True,
+    resume: bool = False,
+    sinks: Sequence[Sink] = (),
+    engine: Engine | None = None,
 ) -> Path:
-    """Label ``episodes`` and write ``<out>/scores.parquet``, ``metrics.json``, ``run.json``
-    and (``report``) ``report.html`` with its plots. The folder appears whole or not at all.
+    """Label ``episodes`` and write ``<out>/scores.parquet``, ``metrics.json``, ``run.json``,
+    (``report``) ``report.html`` with its plots, and whatever the ``sinks`` write.
+
+    The output folder appears whole or not at all. Finished episodes are kept in a
+    hidden work folder beside it, so an interrupted run continues with ``resume=True``
+    without redoing them; ``overwrite=True`` replaces an existing output (and, without
+    ``resume``, discards unfinished work). ``engine`` defaults to the local one.
     """
-    from robo_reward.evaluation import compute_metrics, write_metrics
+    from robo_reward.engine.local import LocalEngine
+    from robo_reward.engine.work import WorkFolder
 
     if not episodes:
         raise InputError("nothing to label: no episodes")
     names = [e.name for e in episodes]
     if len(set(names)) != len(names):
         raise InputError(f"episode names must be unique, got duplicates in {names}")
+    check_views(episodes)
+    for sink in sinks:
+        sink.check(config)
     out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        hint = " (the run is already complete)" if resume and not WorkFolder.beside(out).exists() else ""
+        raise InputError(f"output exists: {out}{hint}; choose another --out or pass --overwrite to replace it")
+    run = {"model": model.describe(), "config": asdict(config), "episodes": names}
+    work = WorkFolder.beside(out).prepare(run, resume=resume, discard=overwrite and not resume)
+    todo = [(i, e) for i, e in enumerate(episodes) if not work.has(i)]
+    try:
+        for index, labels in (engine or LocalEngine()).run(model, todo, config):
+            work.save(index, labels)
+    except BaseException:  # an error or Ctrl-C: keep what is finished for --resume
+        finished = work.count()
+        if finished == 0:
+            work.remove()
+        else:
+            log.warning("%d of %d episodes are finished and kept in %s: rerun with --resume to continue",
+                        finished, len(episodes), work.path)
+        raise
+    results = [work.load(i) for i in range(len(episodes))]
+    _write_outputs(model, results, run, out, overwrite, report, sinks)
+    work.remove()
+    return out
+
+
+def _write_outputs(
+    model: RewardModel,
+    results: list[EpisodeLabels],
+    run: dict,
+    out: Path,
+    overwrite: bool,
+    report: bool,
+    sinks: Sequence[Sink],
+) -> None:
+    from robo_reward.evaluation import compute_metrics, write_metrics
+
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        total = sum(len(e.timestamps(config.sampling)) for e in episodes)
-        results = []
-        with tqdm(total=total, desc="label", unit="frame") as bar:
-            for episode in episodes:
-                bar.set_postfix_str(episode.name)
-                results.append(label_episode(model, episode, config, bar))
         table = pd.concat([r.to_frame() for r in results], ignore_index=True)
         table.to_parquet(tmp / SCORES_FILE, index=False)
         metrics = compute_metrics(table)
         write_metrics(metrics, tmp)
-        run = {"model": model.describe(), "config": asdict(config), "episodes": names}
+        written = [path for sink in sinks for path in sink.write(results, tmp, run)]
+        run = run | {"outputs": [str(p.relative_to(tmp)) for p in written]}
         (tmp / RUN_FILE).write_text(json.dumps(run, indent=2))
         if report:
             from robo_reward.data.report import write_report
 
             write_report(tmp, results, metrics, title=f"robo_reward labels — {model.describe()}")
-    return out

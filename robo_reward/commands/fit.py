@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from robo_reward.commands._common import add_subcommand, model_options
@@ -10,6 +11,9 @@ from robo_reward.commands._common import add_subcommand, model_options
 EXAMPLES = """\
   robo-reward fit perceptual --demos robo_reward/assets/metaworld_sample --split fit --out models/drawer.pt
   robo-reward fit perceptual --demos demos/ --option num_steps=5 --option features=pixels:24 --out models/d.pt
+  robo-reward fit progress --demos runs/metaworld_ml45 --split train --out models/progress.pt
+  robo-reward fit progress --init robo_reward/assets/progress_ml45.pt --demos one_demo/ --out models/adapted.pt
+  robo-reward fit progress --lerobot ~/data/so101_pick_place --option epochs=20 --out models/so101.pt
   robo-reward label --view front=front.mp4 --task "open the drawer" --model models/drawer.pt --out runs/d
 """
 
@@ -17,12 +21,16 @@ EXAMPLES = """\
 def add_parser(subparsers) -> None:
     parser = add_subcommand(subparsers, "fit", "Fit a reward model from successful demonstrations.", EXAMPLES, run)
     parser.add_argument("model", help="the model to fit, e.g. perceptual")
-    parser.add_argument("--demos", type=Path, required=True, help="episodes.json folder (successful demos are used)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--demos", type=Path, help="episodes.json folder (successful demos are used)")
+    source.add_argument("--lerobot", help="a LeRobot v3.0 dataset folder (or Hub id): every episode is a demo")
     parser.add_argument("--split", help="only demos of this split")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a field of the model's config dataclass (repeatable)")
+    parser.add_argument("--init", type=Path,
+                        help="start from this fitted checkpoint and adapt it to the demos (few-shot; progress)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,8 +44,24 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"model '{args.model}' does not learn from demonstrations")
     if args.out.exists() and not args.overwrite:
         raise InputError(f"checkpoint exists: {args.out} (pass --overwrite to replace it)")
-    demos = load_manifest(args.demos, split=args.split, outcomes=("success",))
-    model = load_model(args.model, **model_options(args, cls.config_class)).fit(demos)
+    if args.lerobot:
+        from robo_reward.data.lerobot import open_lerobot
+
+        demos = open_lerobot(args.lerobot)
+    else:
+        demos = load_manifest(args.demos, split=args.split, outcomes=("success",))
+    options = model_options(args, cls.config_class)
+    if args.init:
+        model = load_model(args.init)
+        if model.name != args.model:
+            raise ConfigError(f"--init {args.init} holds a '{model.name}' model, not '{args.model}'")
+        fixed = sorted(set(options) & set(getattr(cls, "architecture_fields", ())))
+        if fixed:
+            raise ConfigError(f"options {fixed} fix the network's shape and cannot change when adapting --init")
+        model.config = replace(model.config, **options)
+    else:
+        model = load_model(args.model, **options)
+    model.fit(demos)
     model.save(args.out)
-    print(f"fitted {model.describe()} on {len(demos)} demos; wrote {args.out}")
+    print(f"{'adapted' if args.init else 'fitted'} {model.describe()} on {len(demos)} demos; wrote {args.out}")
     return 0

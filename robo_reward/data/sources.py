@@ -1,18 +1,23 @@
 """Episode sources selectable from the command line.
 
-A source is one class with ``add_arguments(group)``, ``selected(args)`` and
-``open(args) -> list[Episode]``; adding a source means adding a class to :data:`SOURCES`,
-never touching the models or sinks.
+A source is one class with ``add_arguments(group)``, ``selected(args)``,
+``open(args) -> list[Episode]`` and ``sinks(args, episodes)`` (where its labels go
+besides scores.parquet: a new LeRobot dataset, new bags…); adding a source means adding
+a class to :data:`SOURCES`, never touching the models or the labeling pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from robo_reward.data.episodes import OUTCOMES, Episode, episode_from_views, load_manifest
 from robo_reward.errors import InputError
+from robo_reward.types import Task
+
+if TYPE_CHECKING:
+    from robo_reward.labeling import Sink
 
 
 class Source(Protocol):
@@ -22,18 +27,34 @@ class Source(Protocol):
 
     def open(self, args: argparse.Namespace) -> list[Episode]: ...
 
+    def sinks(self, args: argparse.Namespace, episodes: list[Episode]) -> list[Sink]: ...
+
+
+def parse_pairs(items: list[str], flag: str, what: str) -> dict[str, str]:
+    """``["front=a", "wrist=b"]`` → {"front": "a", "wrist": "b"}; ``flag`` and ``what`` name them in errors."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise InputError(f"{flag} needs NAME={what}, got {item!r}")
+        if name in pairs:
+            raise InputError(f"view '{name}' given twice")
+        pairs[name] = value
+    return pairs
+
 
 def parse_views(items: list[str]) -> dict[str, Path]:
     """``["front=a.mp4", "wrist=b.mp4"]`` → {"front": Path("a.mp4"), …}."""
-    views: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise InputError(f"--view needs NAME=PATH, got {item!r}")
-        if name in views:
-            raise InputError(f"view '{name}' given twice")
-        views[name] = Path(path)
-    return views
+    return {name: Path(path) for name, path in parse_pairs(items, "--view", "PATH").items()}
+
+
+def task_from_args(args: argparse.Namespace, needed_with: str) -> Task | None:
+    """The ``--task``/``--baseline`` task, or None when ``--task`` was not given; ``needed_with`` says for what."""
+    if args.task is None:
+        if needed_with:
+            raise InputError(f"give --task with {needed_with}, e.g. --task 'open the drawer'")
+        return None
+    return Task(args.task, tuple(args.baseline))
 
 
 class VideoFiles:
@@ -42,7 +63,8 @@ class VideoFiles:
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument("--view", action="append", default=[], metavar="NAME=PATH",
                            help="a camera view and its video file (repeat per view; the first is the time reference)")
-        group.add_argument("--task", help="the task instruction, e.g. 'open the drawer'")
+        group.add_argument("--task", help="the task instruction, e.g. 'open the drawer' (with --lerobot: overrides "
+                                          "the dataset's tasks)")
         group.add_argument("--baseline", action="append", default=[],
                            help="baseline prompt for the VLM-RM projection (repeatable)")
         group.add_argument("--name", help="episode name (default: the first file's stem)")
@@ -52,13 +74,12 @@ class VideoFiles:
         return bool(args.view)
 
     def open(self, args: argparse.Namespace) -> list[Episode]:
-        from robo_reward.types import Task
-
-        if args.task is None:
-            raise InputError("give --task with --view, e.g. --task 'open the drawer'")
-        episode = episode_from_views(parse_views(args.view), Task(args.task, tuple(args.baseline)), args.name)
+        episode = episode_from_views(parse_views(args.view), task_from_args(args, "--view"), args.name)
         episode.outcome = args.outcome
         return [episode]
+
+    def sinks(self, args: argparse.Namespace, episodes: list[Episode]) -> list[Sink]:
+        return []
 
 
 class Manifest:
@@ -75,8 +96,72 @@ class Manifest:
     def open(self, args: argparse.Namespace) -> list[Episode]:
         return list(load_manifest(args.episodes, split=args.split))
 
+    def sinks(self, args: argparse.Namespace, episodes: list[Episode]) -> list[Sink]:
+        return []
 
-SOURCES: list[Source] = [VideoFiles(), Manifest()]
+
+class LeRobotDataset:
+    """Every episode of a LeRobot v3.0 dataset: ``--lerobot DIR_OR_REPO_ID [--write lerobot|sidecar]``."""
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        from robo_reward.data.lerobot import WRITE_MODES
+
+        group.add_argument("--lerobot", metavar="PATH|REPO_ID",
+                           help="a LeRobot v3.0 dataset folder, or a Hub repo id (needs a network)")
+        group.add_argument("--lerobot-root", type=Path, metavar="DIR",
+                           help="where a Hub repo id is downloaded (default: LeRobot's cache)")
+        group.add_argument("--write", choices=WRITE_MODES, default="lerobot",
+                           help="with --lerobot: a new dataset with next.reward/next.done/next.success plus the "
+                                "progress sidecar (lerobot), or the sidecar progress.parquet only (sidecar)")
+
+    def selected(self, args: argparse.Namespace) -> bool:
+        return args.lerobot is not None
+
+    def open(self, args: argparse.Namespace) -> list[Episode]:
+        from robo_reward.data.lerobot import open_lerobot
+
+        return list(open_lerobot(args.lerobot, task=task_from_args(args, ""), download_root=args.lerobot_root))
+
+    def sinks(self, args: argparse.Namespace, episodes: list[Episode]) -> list[Sink]:
+        from robo_reward.data.lerobot import LeRobotSink
+
+        return [LeRobotSink(episodes, mode=args.write)]
+
+
+class Rosbags:
+    """One episode per rosbag2 bag: ``--bag PATH --topic front=/cam/front/image_raw … --task TEXT``."""
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        from robo_reward.data.bags import DEFAULT_REWARD_TOPIC, DEFAULT_SLOP_S
+
+        group.add_argument("--bag", action="append", default=[], type=Path, metavar="PATH",
+                           help="a rosbag2 bag (folder, .mcap or .db3; repeat for several bags)")
+        group.add_argument("--topic", action="append", default=[], metavar="NAME=TOPIC",
+                           help="with --bag: a camera view and its Image/CompressedImage topic (repeat per view; "
+                                "the first is the time reference)")
+        group.add_argument("--slop", type=float, default=DEFAULT_SLOP_S, metavar="SECONDS",
+                           help="with --bag: largest header-stamp difference between the images of one set")
+        group.add_argument("--reward-topic", default=DEFAULT_REWARD_TOPIC,
+                           help="with --bag: topic of the robo_reward_msgs/msg/Reward messages in the new bags")
+
+    def selected(self, args: argparse.Namespace) -> bool:
+        return bool(args.bag)
+
+    def open(self, args: argparse.Namespace) -> list[Episode]:
+        from robo_reward.data.bags import open_bags
+
+        if not args.topic:
+            raise InputError("give the camera topics with --bag: --topic NAME=TOPIC (repeat per view)")
+        topics = parse_pairs(args.topic, "--topic", "TOPIC")
+        return list(open_bags(args.bag, topics, task_from_args(args, "--bag"), slop_s=args.slop))
+
+    def sinks(self, args: argparse.Namespace, episodes: list[Episode]) -> list[Sink]:
+        from robo_reward.data.bags import BagSink
+
+        return [BagSink(episodes, reward_topic=args.reward_topic)]
+
+
+SOURCES: list[Source] = [VideoFiles(), Manifest(), LeRobotDataset(), Rosbags()]
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,11 +170,20 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         source.add_arguments(group)
 
 
-def open_episodes(args: argparse.Namespace) -> list[Episode]:
+def chosen_source(args: argparse.Namespace) -> Source:
     chosen = [s for s in SOURCES if s.selected(args)]
     if len(chosen) != 1:
         raise InputError(
-            "choose exactly one input: --view NAME=PATH … --task TEXT, or --episodes PATH"
-            + ("" if not chosen else f" (got {len(chosen)})")
+            "choose exactly one input: --view NAME=PATH … --task TEXT, --episodes PATH, --lerobot PATH, "
+            "or --bag PATH --topic NAME=TOPIC … --task TEXT" + ("" if not chosen else f" (got {len(chosen)})")
         )
-    return chosen[0].open(args)
+    return chosen[0]
+
+
+def open_episodes(args: argparse.Namespace) -> list[Episode]:
+    return chosen_source(args).open(args)
+
+
+def open_sinks(args: argparse.Namespace, episodes: list[Episode]) -> list[Sink]:
+    """Where the chosen source's labels go besides scores.parquet (none for video files)."""
+    return chosen_source(args).sinks(args, episodes)

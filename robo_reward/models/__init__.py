@@ -19,6 +19,7 @@ from robo_reward.models.base import LearnedRewardModel, RewardModel, read_checkp
 _BUILTIN: dict[str, str] = {
     "clip": "robo_reward.models.clip:ClipRewardModel",
     "perceptual": "robo_reward.models.perceptual:PerceptualRewardModel",
+    "progress": "robo_reward.models.progress:ProgressRewardModel",
 }
 _REGISTERED: dict[str, type[RewardModel]] = {}
 

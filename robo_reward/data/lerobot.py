@@ -1,0 +1,421 @@
+"""LeRobot datasets (format v3.0) as episodes, and the sinks that write their rewards.
+
+Reading goes through LeRobot's own metadata (:class:`LeRobotDatasetMetadata`): every
+camera feature (dtype ``video`` or ``image``) becomes a view named by the feature key's
+last part (``observation.images.front`` → ``front``), the task text comes from the
+dataset's tasks, timestamps from the ``timestamp`` column (seconds from the episode's
+start, turned into int ns). In v3.0 many episodes share one mp4 per camera; an episode
+is the span ``[from_timestamp, to_timestamp)`` of it, so its frames are decoded in one
+forward pass from the keyframe before the span (no per-frame seeking).
+
+Writing never touches the input:
+
+* ``lerobot`` — a NEW dataset (LeRobot's own ``modify_features``, which copies the
+  videos) with ``next.reward`` (float32, the shaped reward of s_t → s_{t+1}),
+  ``next.done`` (the episode terminated after this frame: only on a terminated
+  ending, see ``LabelConfig.terminal``), ``next.truncated`` (the recording stopped
+  after this frame) and ``next.success`` (success probability ≥ ½), plus the sidecar;
+* ``sidecar`` — only ``progress.parquet`` keyed by ``(episode_index, frame_index)``:
+  progress, success probability, uncertainty, reward and per-view progress.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from robo_reward.data.align import sample_times
+from robo_reward.data.episodes import Sampling
+from robo_reward.errors import InputError, require
+from robo_reward.types import FrameBatch, Task
+
+if TYPE_CHECKING:
+    from robo_reward.labeling import EpisodeLabels, LabelConfig
+
+CAMERA_DTYPES = ("video", "image")
+REWARD_FEATURES = {
+    "next.reward": {"dtype": "float32", "shape": (1,), "names": None},
+    "next.done": {"dtype": "bool", "shape": (1,), "names": None},
+    "next.truncated": {"dtype": "bool", "shape": (1,), "names": None},
+    "next.success": {"dtype": "bool", "shape": (1,), "names": None},
+}
+SIDECAR_FILE = "progress.parquet"
+DATASET_DIR = "lerobot"
+WRITE_MODES = ("lerobot", "sidecar")
+SUCCESS_THRESHOLD = 0.5
+
+
+@dataclass
+class LeRobotEpisode:
+    """One episode of a LeRobot v3.0 dataset on disk.
+
+    Attributes:
+        root: the dataset's folder.
+        episode_index: the episode's ``episode_index``.
+        cameras: view name → feature key, e.g. ``{"front": "observation.images.front"}``.
+        camera_dtypes: feature key → ``"video"`` or ``"image"``.
+        timestamps_s: (T,) float64 seconds from the episode's start (the ``timestamp`` column).
+        frame_index: (T,) int64 ``frame_index`` of each row.
+        video_spans: video feature key → (mp4 path, from_timestamp s) of this episode's span.
+        data_file: the parquet file holding the episode's rows (for image features).
+        fps: the dataset's frame rate (Hz).
+    """
+
+    name: str
+    task: Task
+    root: Path
+    episode_index: int
+    cameras: dict[str, str]
+    camera_dtypes: dict[str, str]
+    timestamps_s: np.ndarray
+    frame_index: np.ndarray
+    video_spans: dict[str, tuple[Path, float]]
+    data_file: Path
+    fps: float
+    outcome: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def view_names(self) -> list[str]:
+        return list(self.cameras)
+
+    @cached_property
+    def stamps_ns(self) -> np.ndarray:
+        """(T,) int64 ns from the episode's start."""
+        return np.round(self.timestamps_s * 1e9).astype(np.int64)
+
+    def _picked(self, sampling: Sampling) -> np.ndarray:
+        return sample_times(self.stamps_ns, sampling.stride, sampling.fps)
+
+    def timestamps(self, sampling: Sampling) -> np.ndarray:
+        return self.stamps_ns[self._picked(sampling)]
+
+    def iter_batches(self, batch_size: int, sampling: Sampling) -> Iterator[FrameBatch]:
+        picked = self._picked(sampling)
+        readers = {view: self._frames(view, picked) for view in self.cameras}
+        for start in range(0, len(picked), batch_size):
+            rows = picked[start : start + batch_size]
+            yield FrameBatch(
+                views={view: np.stack([next(reader) for _ in rows]) for view, reader in readers.items()},
+                timestamps_ns=self.stamps_ns[rows],
+                frame_index=self.frame_index[rows],
+                source=f"{self.root} episode {self.episode_index}",
+            )
+
+    def _frames(self, view: str, rows: np.ndarray) -> Iterator[np.ndarray]:
+        key = self.cameras[view]
+        where = f"{self.root} episode {self.episode_index} view '{view}' ({key})"
+        if self.camera_dtypes[key] == "image":
+            return self._image_frames(key, rows, where)
+        path, start_s = self.video_spans[key]
+        return decode_at(path, start_s + self.timestamps_s[rows], self.frame_index[rows], 0.5 / self.fps, where)
+
+    def _image_frames(self, key: str, rows: np.ndarray, where: str) -> Iterator[np.ndarray]:
+        import pyarrow.parquet as pq
+        from PIL import Image
+
+        table = pq.read_table(self.data_file, columns=[key, "frame_index"],
+                              filters=[("episode_index", "=", self.episode_index)])
+        order = np.argsort(table.column("frame_index").to_numpy(), kind="stable")
+        cells = table.column(key).to_pylist()
+        for row in rows:
+            cell = cells[order[row]]
+            payload = cell.get("bytes") if isinstance(cell, dict) else None
+            if not payload:
+                raise InputError(f"{where}: frame {self.frame_index[row]} has no embedded image bytes")
+            with Image.open(io.BytesIO(payload)) as image:
+                yield np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def decode_at(
+    path: Path, targets_s: np.ndarray, frame_index: np.ndarray, tolerance_s: float, where: str
+) -> Iterator[np.ndarray]:
+    """Decode ``path`` once and yield the RGB frame (H, W, 3) uint8 nearest each target time.
+
+    ``targets_s`` (non-decreasing seconds on the file's clock) name the wanted frames,
+    ``frame_index`` their dataset frame numbers (for errors). Decoding starts at the
+    keyframe before the first target; frames outside the wanted span are decoded but
+    never converted to RGB. A target with no frame within ``tolerance_s`` is an
+    InputError naming the file and frame.
+    """
+    import av
+
+    if len(targets_s) == 0:
+        return
+    if not path.is_file():
+        raise InputError(f"{where}: video file not found: {path}")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: cannot open {path} (corrupt or truncated video): {exc}") from exc
+    try:
+        if not container.streams.video:
+            raise InputError(f"{where}: {path} holds no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base
+        container.seek(max(int((targets_s[0] - tolerance_s) / time_base), 0), stream=stream, backward=True)
+        cursor, previous = 0, None
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                current = _Decoded(float(frame.pts * time_base), frame)
+                while cursor < len(targets_s) and current.time >= targets_s[cursor]:
+                    target = targets_s[cursor]
+                    best = previous if previous is not None and target - previous.time <= current.time - target else current
+                    if abs(best.time - target) > tolerance_s:
+                        raise InputError(
+                            f"{where}: {path} has no frame within {tolerance_s * 1e3:.1f} ms of t={target:.4f} s "
+                            f"(frame_index {frame_index[cursor]}); nearest is at {best.time:.4f} s"
+                        )
+                    yield best.rgb()
+                    cursor += 1
+                if cursor == len(targets_s):
+                    return
+                previous = current
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{where}: {path}: cannot decode frame_index {frame_index[cursor]}: {exc}") from exc
+        while cursor < len(targets_s) and previous is not None and abs(previous.time - targets_s[cursor]) <= tolerance_s:
+            yield previous.rgb()
+            cursor += 1
+        if cursor < len(targets_s):
+            raise InputError(
+                f"{where}: {path} ends before frame_index {frame_index[cursor]} (t={targets_s[cursor]:.4f} s): "
+                "truncated video or wrong episode timestamps"
+            )
+    finally:
+        container.close()
+
+
+class _Decoded:
+    """A decoded frame and its time (s); converted to RGB at most once."""
+
+    def __init__(self, time: float, frame: Any) -> None:
+        self.time = time
+        self._frame = frame
+        self._rgb: np.ndarray | None = None
+
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            self._rgb = self._frame.to_ndarray(format="rgb24")
+        return self._rgb
+
+
+def view_names(camera_keys: Sequence[str]) -> dict[str, str]:
+    """View name → feature key: the key's last part, or the whole key where two last parts collide."""
+    last = [key.rsplit(".", 1)[-1] for key in camera_keys]
+    return {(name if last.count(name) == 1 else key): key for name, key in zip(last, camera_keys)}
+
+
+def _check_local_dataset(root: Path) -> None:
+    info_path = root / "meta" / "info.json"
+    if not info_path.is_file():
+        raise InputError(f"{root}: not a LeRobot dataset ({info_path} is missing)")
+    try:
+        version = json.loads(info_path.read_text()).get("codebase_version", "")
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{info_path}: not valid JSON ({exc})") from exc
+    if not str(version).startswith("v3."):
+        raise InputError(
+            f"{root}: LeRobot dataset format {version or 'unknown'} is not supported; convert it to v3.0 with "
+            "`python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=… --root=…`"
+        )
+    for needed in ("meta/tasks.parquet", "meta/episodes", "data"):
+        if not (root / needed).exists():
+            raise InputError(f"{root}: not a complete LeRobot v3.0 dataset ({root / needed} is missing)")
+
+
+def resolve_dataset(source: str | Path, download_root: Path | None = None) -> tuple[str, Path]:
+    """(repo_id, local root) of a dataset folder, or of a Hub repo id downloaded to ``download_root``."""
+    path = Path(source)
+    if path.is_dir():
+        _check_local_dataset(path)
+        return f"local/{path.resolve().name}", path
+    text = str(source)
+    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise InputError(f"LeRobot dataset not found: {source} (give a dataset folder or a Hub repo id 'user/name')")
+    lerobot_dataset = require("lerobot.datasets.lerobot_dataset", "lerobot", "reading LeRobot datasets")
+    try:
+        dataset = lerobot_dataset.LeRobotDataset(text, root=download_root)
+    except Exception as exc:  # hub, network and format errors come in many types
+        raise InputError(
+            f"LeRobot dataset '{text}' is not a local folder, and fetching it from the Hugging Face Hub failed: {exc}"
+        ) from exc
+    return text, Path(dataset.root)
+
+
+def open_lerobot(source: str | Path, task: Task | None = None, download_root: Path | None = None) -> list[LeRobotEpisode]:
+    """Every episode of a LeRobot v3.0 dataset (a folder, or a Hub repo id where there is a network).
+
+    ``task`` overrides the dataset's task texts. A dataset with no camera feature is an error.
+    """
+    import pyarrow.parquet as pq
+
+    repo_id, root = resolve_dataset(source, download_root)
+    lerobot_dataset = require("lerobot.datasets.lerobot_dataset", "lerobot", "reading LeRobot datasets")
+    try:
+        meta = lerobot_dataset.LeRobotDatasetMetadata(repo_id, root=root)
+    except Exception as exc:  # LeRobot raises many types for a malformed dataset
+        raise InputError(f"{root}: not a readable LeRobot dataset: {exc}") from exc
+    cameras = view_names(meta.camera_keys)
+    if not cameras:
+        features = ", ".join(f"{k} ({v['dtype']})" for k, v in meta.features.items())
+        raise InputError(f"{root}: the dataset has no camera features (dtype video or image); its features: {features}")
+    dtypes = {key: meta.features[key]["dtype"] for key in cameras.values()}
+    rows = _episode_rows(root, meta.data_path, meta.episodes, pq)
+    task_text = meta.tasks.reset_index().set_index("task_index").iloc[:, 0].to_dict()
+    episodes = []
+    for record in meta.episodes:
+        index = int(record["episode_index"])
+        if index not in rows:
+            raise InputError(f"{root}: episode {index} is listed in meta/episodes but has no rows in data/")
+        frames = rows[index]
+        spans = {
+            key: (root / meta.get_video_file_path(index, key), float(record[f"videos/{key}/from_timestamp"]))
+            for key, dtype in dtypes.items()
+            if dtype == "video"
+        }
+        text = task or Task(str(task_text.get(int(frames["task_index"].mode().iloc[0]), record["tasks"][0])))
+        episodes.append(
+            LeRobotEpisode(
+                name=f"episode_{index:06d}",
+                task=text,
+                root=root,
+                episode_index=index,
+                cameras=cameras,
+                camera_dtypes=dtypes,
+                timestamps_s=frames["timestamp"].to_numpy(dtype=np.float64),
+                frame_index=frames["frame_index"].to_numpy(dtype=np.int64),
+                video_spans=spans,
+                data_file=root / meta.get_data_file_path(index),
+                fps=float(meta.fps),
+                metadata={"dataset": str(root), "repo_id": repo_id},
+            )
+        )
+    if not episodes:
+        raise InputError(f"{root}: the dataset has no episodes")
+    return episodes
+
+
+def _episode_rows(root: Path, data_path: str, records: Any, pq: Any) -> dict[int, pd.DataFrame]:
+    """episode_index → its rows (timestamp, frame_index, task_index) sorted by frame_index."""
+    files = sorted({(int(r["data/chunk_index"]), int(r["data/file_index"])) for r in records})
+    tables = []
+    for chunk, file in files:
+        path = root / data_path.format(chunk_index=chunk, file_index=file)
+        try:
+            tables.append(pq.read_table(path, columns=["episode_index", "frame_index", "timestamp", "task_index"])
+                          .to_pandas())
+        except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for corrupt files
+            raise InputError(f"{path}: cannot read the LeRobot data file: {exc}") from exc
+    table = pd.concat(tables, ignore_index=True)
+    return {int(k): g.sort_values("frame_index") for k, g in table.groupby("episode_index", sort=True)}
+
+
+def progress_table(results: Sequence[EpisodeLabels], episodes: Sequence[LeRobotEpisode]) -> pd.DataFrame:
+    """The sidecar: one row per scored frame, keyed by (episode_index, frame_index)."""
+    by_name = {e.name: e for e in episodes}
+    frames = []
+    for labels in results:
+        table = labels.to_frame()
+        table.insert(0, "episode_index", by_name[labels.episode].episode_index)
+        frames.append(table.drop(columns=["episode", "task", "outcome", "timestamp_ns"]))
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class LeRobotSink:
+    """Writes the labels of one dataset's episodes: a new dataset with rewards, or the sidecar only."""
+
+    episodes: Sequence[LeRobotEpisode]
+    mode: str = "lerobot"
+
+    def __post_init__(self) -> None:
+        if self.mode not in WRITE_MODES:
+            raise InputError(f"unknown --write mode '{self.mode}'; choose from {', '.join(WRITE_MODES)}")
+        roots = {e.root for e in self.episodes}
+        if len(roots) != 1:
+            raise InputError(f"a LeRobot sink writes one dataset at a time, got {sorted(map(str, roots))}")
+
+    def check(self, config: LabelConfig) -> None:
+        if self.mode == "lerobot" and (config.stride != 1 or config.fps is not None):
+            raise InputError(
+                f"{self.episodes[0].root}: --write lerobot needs a score for every frame: use --stride 1 without "
+                "--fps, or --write sidecar"
+            )
+
+    def write(self, results: Sequence[EpisodeLabels], folder: Path, run: Mapping[str, Any]) -> list[Path]:
+        """Write into the (temporary) output folder; returns the paths written."""
+        table = progress_table(results, self.episodes)
+        table.to_parquet(folder / SIDECAR_FILE, index=False)
+        if self.mode == "sidecar":
+            return [folder / SIDECAR_FILE]
+        return [folder / SIDECAR_FILE, self._write_dataset(results, folder / DATASET_DIR)]
+
+    def _write_dataset(self, results: Sequence[EpisodeLabels], target: Path) -> Path:
+        import pyarrow.parquet as pq
+
+        lerobot_dataset = require("lerobot.datasets.lerobot_dataset", "lerobot", "writing LeRobot datasets")
+        dataset_tools = require("lerobot.datasets.dataset_tools", "lerobot", "writing LeRobot datasets")
+        columns = self._reward_columns(results)
+        root = self.episodes[0].root
+        repo_id = self.episodes[0].metadata.get("repo_id", f"local/{root.name}")
+        source = lerobot_dataset.LeRobotDataset(repo_id, root=root)
+        values = {name: [] for name in REWARD_FEATURES}
+        for path in sorted((root / "data").glob("*/*.parquet")):
+            keys = pq.read_table(path, columns=["episode_index", "frame_index"]).to_pandas()
+            for episode_index, group in keys.groupby("episode_index", sort=False):
+                per_frame = columns[int(episode_index)]
+                for name in REWARD_FEATURES:
+                    values[name].append(per_frame[name][group["frame_index"].to_numpy()])
+        features = {
+            name: (np.concatenate(values[name]).astype(spec["dtype"]), dict(spec))
+            for name, spec in REWARD_FEATURES.items()
+        }
+        existing = [name for name in REWARD_FEATURES if name in source.meta.features]
+        dataset_tools.modify_features(
+            source,
+            add_features=features,
+            remove_features=existing or None,
+            output_dir=target,
+            repo_id=f"{repo_id}_rewards",
+        )
+        return target
+
+    def _reward_columns(self, results: Sequence[EpisodeLabels]) -> dict[int, dict[str, np.ndarray]]:
+        """episode_index → per-frame arrays (indexed by frame_index) of the reward features."""
+        by_name = {r.episode: r for r in results}
+        columns = {}
+        for episode in self.episodes:
+            labels = by_name.get(episode.name)
+            if labels is None:
+                raise InputError(f"{episode.root}: episode {episode.episode_index} was not labeled")
+            if not np.array_equal(np.sort(labels.frame_index), np.sort(episode.frame_index)):
+                raise InputError(
+                    f"{episode.root} episode {episode.episode_index}: --write lerobot needs a score for every frame "
+                    f"({len(episode.frame_index)}), got {len(labels.frame_index)}: use --stride 1 without --fps, "
+                    "or --write sidecar"
+                )
+            size = int(episode.frame_index.max()) + 1
+            order = labels.frame_index
+            reward = np.zeros(size, dtype=np.float32)
+            done, truncated, success = (np.zeros(size, dtype=bool) for _ in range(3))
+            reward[order] = labels.reward
+            success[order] = labels.scores.success >= SUCCESS_THRESHOLD
+            last = int(order[-1])
+            done[last] = labels.terminated
+            truncated[last] = not labels.terminated
+            columns[episode.episode_index] = {
+                "next.reward": reward, "next.done": done, "next.truncated": truncated, "next.success": success,
+            }
+        return columns
+

@@ -1,0 +1,168 @@
+"""Labeling LeRobot v3.0 datasets: a real dataset written to disk with LeRobot's own
+``LeRobotDataset.create`` (two cameras), labeled, and read back with LeRobot's loader;
+the sidecar; image-feature datasets; bad input; the real SO-101 dataset in ../shared/data."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("lerobot")
+
+from conftest import moving_square_frames
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+from robo_reward.cli import main
+from robo_reward.data.episodes import Sampling
+from robo_reward.data.lerobot import open_lerobot
+from robo_reward.models import load_model
+
+SIZE = 64
+CAMERA = {"shape": (SIZE, SIZE, 3), "names": ["height", "width", "channels"]}
+
+
+def create_dataset(root: Path, episodes: int = 2, frames: int = 20, dtype: str = "video",
+                   cameras: tuple[str, ...] = ("front", "wrist"), fps: int = 10) -> Path:
+    """A LeRobot dataset of a square sliding right, seen by ``cameras``, written by LeRobot itself."""
+    features = {f"observation.images.{cam}": {"dtype": dtype, **CAMERA} for cam in cameras}
+    features["observation.state"] = {"dtype": "float32", "shape": (2,), "names": None}
+    dataset = LeRobotDataset.create("test/squares", fps=fps, features=features, root=root,
+                                    use_videos=dtype == "video", vcodec="h264")
+    for episode in range(episodes):
+        views = {cam: moving_square_frames(frames + episode, size=SIZE, color=(230, 40 + 90 * i, 40))
+                 for i, cam in enumerate(cameras)}
+        for t in range(frames + episode):
+            frame = {f"observation.images.{cam}": views[cam][t] for cam in cameras}
+            frame |= {"observation.state": np.array([t, episode], dtype=np.float32), "task": "slide the square right"}
+            dataset.add_frame(frame)
+        dataset.save_episode()
+    dataset.finalize()
+    return root
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory) -> tuple[Path, Path]:
+    """(dataset root, a perceptual model fitted on its episodes)."""
+    folder = tmp_path_factory.mktemp("lerobot")
+    root = create_dataset(folder / "squares")
+    model = load_model("perceptual", num_steps=3, features="pixels:12").fit(open_lerobot(root))
+    return root, model.save(folder / "squares.pt")
+
+
+def test_episodes_follow_the_dataset(squares):
+    root, _ = squares
+    episodes = open_lerobot(root)
+    assert [e.name for e in episodes] == ["episode_000000", "episode_000001"]
+    assert episodes[1].view_names == ["front", "wrist"] and episodes[1].task.instruction == "slide the square right"
+    batch = next(episodes[1].iter_batches(32, Sampling()))
+    assert batch.views["front"].shape == (21, SIZE, SIZE, 3)
+    np.testing.assert_array_equal(batch.frame_index, np.arange(21))
+    # LeRobot stores float32 seconds: stamps are exact to float32 precision (< 1 µs here)
+    np.testing.assert_allclose(batch.timestamps_ns, np.arange(21) * 100_000_000, atol=1_000)
+    # the frames are the ones LeRobot's own loader returns (episode 1 starts at global index 20)
+    loaded = LeRobotDataset("test/squares", root=root, video_backend="pyav")
+    for frame in (0, 13, 20):
+        item = loaded[20 + frame]
+        for view in ("front", "wrist"):
+            reference = (item[f"observation.images.{view}"].permute(1, 2, 0).numpy() * 255).round()
+            np.testing.assert_array_equal(batch.views[view][frame], reference.astype(np.uint8))
+
+
+def test_label_writes_new_dataset_read_back_by_lerobot(squares, tmp_path):
+    root, model = squares
+    before = tree_digest(root)
+    out = tmp_path / "run"
+    assert main(["label", "--lerobot", str(root), "--model", str(model), "--out", str(out), "--batch-size", "8"]) == 0
+    assert tree_digest(root) == before, "the input dataset must not change"
+    scores = pd.read_parquet(out / "scores.parquet")
+    labeled = LeRobotDataset("test/squares_rewards", root=out / "lerobot", video_backend="pyav")
+    assert {"next.reward", "next.done", "next.truncated", "next.success"} <= set(labeled.features)
+    assert labeled.num_episodes == 2 and labeled.num_frames == 41
+    columns = labeled.hf_dataset.with_format("numpy")[:]
+    for index, name in enumerate(["episode_000000", "episode_000001"]):
+        rows = columns["episode_index"] == index
+        expected = scores[scores.episode == name].sort_values("frame_index")
+        np.testing.assert_array_equal(columns["frame_index"][rows], expected["frame_index"])
+        np.testing.assert_allclose(columns["next.reward"][rows], expected["reward"], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(columns["next.success"][rows], expected["success"] >= 0.5)
+        assert not columns["next.done"][rows].any()  # recordings end by truncation (--terminal truncated)
+        np.testing.assert_array_equal(np.flatnonzero(columns["next.truncated"][rows]), [rows.sum() - 1])
+    item = labeled[25]
+    assert item["observation.images.front"].shape == (3, SIZE, SIZE) and item["next.reward"].dtype.is_floating_point
+    sidecar = pd.read_parquet(out / "progress.parquet")
+    assert list(sidecar.columns[:2]) == ["episode_index", "frame_index"] and len(sidecar) == 41
+    np.testing.assert_allclose(sidecar["progress"], scores["progress"])
+    assert scores.groupby("episode")["progress"].apply(lambda p: p.iloc[-1] - p.iloc[0]).min() > 0.5
+
+
+def test_sidecar_only_and_strided_labels(squares, tmp_path, capsys):
+    root, model = squares
+    out = tmp_path / "side"
+    assert main(["label", "--lerobot", str(root), "--model", str(model), "--write", "sidecar", "--stride", "2",
+                 "--out", str(out), "--no-report"]) == 0
+    sidecar = pd.read_parquet(out / "progress.parquet")
+    assert not (out / "lerobot").exists()
+    np.testing.assert_array_equal(sidecar["episode_index"], [0] * 10 + [1] * 11)
+    np.testing.assert_array_equal(sidecar["frame_index"], list(range(0, 20, 2)) + list(range(0, 21, 2)))
+    refused = tmp_path / "refused"
+    assert main(["label", "--lerobot", str(root), "--model", str(model), "--stride", "2", "--out", str(refused)]) == 2
+    assert "needs a score for every frame" in capsys.readouterr().err
+    assert not refused.exists() and not any(p.name.startswith(".refused") for p in tmp_path.iterdir())
+
+
+def test_image_features_are_views(tmp_path):
+    root = create_dataset(tmp_path / "images", episodes=1, frames=8, dtype="image", cameras=("top",))
+    (episode,) = open_lerobot(root)
+    assert episode.camera_dtypes == {"observation.images.top": "image"}
+    batch = next(episode.iter_batches(16, Sampling(stride=3)))
+    np.testing.assert_array_equal(batch.frame_index, [0, 3, 6])
+    np.testing.assert_array_equal(batch.views["top"], moving_square_frames(8, size=SIZE)[[0, 3, 6]])
+
+
+def test_bad_datasets_are_refused(tmp_path, squares, capsys):
+    _, model = squares
+    out = tmp_path / "out"
+    no_camera = tmp_path / "state_only"
+    dataset = LeRobotDataset.create("test/state", fps=10, root=no_camera, use_videos=False,
+                                    features={"observation.state": {"dtype": "float32", "shape": (2,), "names": None}})
+    for t in range(5):
+        dataset.add_frame({"observation.state": np.zeros(2, np.float32), "task": "nothing"})
+    dataset.save_episode()
+    dataset.finalize()
+    cases = [
+        (no_camera, ["state_only", "no camera features", "observation.state (float32)"]),
+        (tmp_path / "missing", ["LeRobot dataset not found", "missing"]),
+        (tmp_path, ["not a LeRobot dataset", "info.json"]),
+    ]
+    for source, needles in cases:
+        assert main(["label", "--lerobot", str(source), "--model", str(model), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert all(n in err for n in needles), err
+        assert not out.exists()
+
+
+def test_real_so101_dataset_av1(shared_data, tmp_path):
+    root = shared_data / "lerobot_v3/so101_pick_place"
+    episodes = open_lerobot(root)
+    assert [len(e.frame_index) for e in episodes] == [383, 386, 379, 382, 90, 162]
+    assert {e.task.instruction for e in episodes} == {"pick and place"} and episodes[0].view_names == ["wrist"]
+    model = load_model("perceptual", num_steps=3, stride=8).fit(episodes[:2]).save(tmp_path / "so101.pt")
+    out = tmp_path / "run"
+    assert main(["label", "--lerobot", str(root), "--model", str(model), "--out", str(out), "--batch-size", "32",
+                 "--no-report"]) == 0
+    labeled = LeRobotDataset("local/so101_pick_place_rewards", root=out / "lerobot", video_backend="pyav")
+    assert labeled.num_frames == 1782 and labeled.meta.video_keys == ["observation.images.wrist"]
+    rewards = labeled.hf_dataset.with_format("numpy")["next.reward"]
+    scores = pd.read_parquet(out / "scores.parquet")
+    np.testing.assert_allclose(rewards, scores["reward"], rtol=1e-6, atol=1e-7)
+    assert (out / "lerobot/videos/observation.images.wrist/chunk-000/file-000.mp4").stat().st_size == (
+        root / "videos/observation.images.wrist/chunk-000/file-000.mp4").stat().st_size
