@@ -23,6 +23,16 @@ def _mean_or_none(values: list[float]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
+def reversed_progress(group: pd.DataFrame) -> np.ndarray:
+    """Progress along the episode played backwards: scored for real where the run kept it
+    (``progress_reversed``, models that use context), else the forward progress read
+    backwards, which is exact for models that score each frame on its own."""
+    column = "progress_reversed"
+    if column in group and group[column].notna().all():
+        return group[column].to_numpy()[::-1]
+    return group["progress"].to_numpy()[::-1]
+
+
 def episode_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per episode: outcome, length, VOC, reversed VOC, final progress and success."""
     rows = []
@@ -35,9 +45,7 @@ def episode_summary(table: pd.DataFrame) -> pd.DataFrame:
                 "outcome": group["outcome"].iloc[0],
                 "frames": len(group),
                 "voc": voc(progress),
-                # The models score frames independently of their neighbours, so the
-                # reversed episode's progress is the forward progress read backwards.
-                "voc_reversed": voc(progress[::-1]),
+                "voc_reversed": voc(reversed_progress(group)),
                 "final_progress": float(progress[-FINAL_WINDOW:].mean()),
                 "final_success": float(group["success"].to_numpy()[-FINAL_WINDOW:].mean()),
             }

@@ -52,6 +52,9 @@ class LabelConfig:
             recording stopped; Φ kept) or ``outcome`` (terminated when the episode's
             outcome is success, Φ(end) = 0).
         thumbnails: frames kept per episode for the report.
+        score_reversed: also score each episode played backwards, for the reversed-VOC
+            metric of models that use context (keeps an episode's frames in memory);
+            for context-free models the reversed scores are the forward ones mirrored.
     """
 
     batch_size: int = 16
@@ -61,6 +64,7 @@ class LabelConfig:
     reward: str = "shaped"
     terminal: str = "truncated"
     thumbnails: int = 6
+    score_reversed: bool = False
 
     def __post_init__(self) -> None:
         check_gamma(self.gamma)
@@ -93,6 +97,7 @@ class EpisodeLabels:
     reward: np.ndarray
     terminated: bool = False
     thumbnails: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    progress_reversed: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
         columns = {
@@ -108,6 +113,8 @@ class EpisodeLabels:
             "outcome": self.outcome,
         }
         columns |= {f"progress.{view}": values for view, values in self.scores.per_view.items()}
+        if self.progress_reversed is not None:
+            columns["progress_reversed"] = self.progress_reversed
         return pd.DataFrame(columns)
 
 
@@ -190,7 +197,8 @@ def label_episode(
     if total == 0:
         raise InputError(f"episode '{episode.name}': no frames to score")
     keep = thumbnail_positions(total, config.thumbnails)
-    scores, batches, thumbs = [], [], []
+    scores, batches, thumbs, frames = [], [], [], []
+    keep_frames = config.score_reversed and model.wants_reference
     seen = 0
     reference = None  # the episode's first sample, for models that score against it
     for batch in episode.iter_batches(config.batch_size, config.sampling):
@@ -199,10 +207,24 @@ def label_episode(
         scores.append(model.score(batch, episode.task, reference))
         batches.append((batch.timestamps_ns, batch.frame_index))
         thumbs += pick_thumbnails(batch, seen, keep)
+        frames += [batch] if keep_frames else []
         seen += len(batch)
         if progress_bar is not None:
             progress_bar.update(len(batch))
-    return assemble_labels(episode, config, scores, batches, thumbs)
+    labels = assemble_labels(episode, config, scores, batches, thumbs)
+    if keep_frames:
+        labels.progress_reversed = score_backwards(model, episode, FrameBatch.concat(frames), config.batch_size)
+    return labels
+
+
+def score_backwards(model: RewardModel, episode: Episode, frames: FrameBatch, batch_size: int) -> np.ndarray:
+    """Progress of each frame (T,) when the episode is played backwards, its last frame
+    then being the reference; returned in the forward frame order."""
+    backwards = frames.select(np.arange(len(frames))[::-1])
+    reference = backwards.select(np.arange(1))
+    parts = [model.score(backwards.select(slice(i, i + batch_size)), episode.task, reference).progress
+             for i in range(0, len(backwards), batch_size)]
+    return np.concatenate(parts)[::-1]
 
 
 def check_views(episodes: Sequence[Episode]) -> None:

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(DEFAULT_MODEL)
     episodes = load_manifest(SAMPLE_DIR, split="eval")
-    out = label_episodes(model, episodes, LabelConfig(), args.out, overwrite=args.overwrite)
+    out = label_episodes(model, episodes, LabelConfig(score_reversed=True), args.out, overwrite=args.overwrite)
     print(format_metrics(compute_metrics(load_scores(out))))
     print(f"\nmodel: {model.describe()}\nwrote {out / 'scores.parquet'}, {out / 'metrics.json'} "
           f"and {out / 'report.html'}")

@@ -48,6 +48,8 @@ def add_parser(subparsers) -> None:
     group.add_argument("--terminal", choices=("truncated", "outcome"), default="truncated",
                        help="episode end: a truncation (Φ kept) or terminated when the outcome is success")
     group.add_argument("--no-report", action="store_true", help="skip report.html")
+    group.add_argument("--score-reversed", action="store_true",
+                       help="also score each episode backwards (reversed VOC for models that use context)")
     engine = parser.add_argument_group("execution")
     engine.add_argument("--engine", choices=ENGINES, default="local",
                         help="local: in this process; ray: Ray Data (decode tasks + an actor pool holding the model)")
@@ -74,9 +76,13 @@ def make_engine(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from robo_reward.data.sources import open_episodes, open_sinks
     from robo_reward.evaluation import compute_metrics, format_metrics, load_scores
+    from robo_reward.errors import ConfigError
     from robo_reward.labeling import LabelConfig, label_episodes
 
+    if args.score_reversed and args.engine != "local":
+        raise ConfigError("--score-reversed runs on the local engine only")
     config = LabelConfig(batch_size=args.batch_size, stride=args.stride, fps=args.fps, gamma=args.gamma,
+                         score_reversed=args.score_reversed,
                          reward=args.reward, terminal=args.terminal)
     episodes = open_episodes(args)
     sinks = open_sinks(args, episodes)

@@ -98,6 +98,8 @@ class WorkFolder:
             "thumb_frames": np.array([frame for frame, _ in thumbs], dtype=np.int64),
             "thumb_images": np.stack([image for _, image in thumbs]) if thumbs else np.zeros((0, 1, 1, 3), np.uint8),
         }
+        if labels.progress_reversed is not None:
+            arrays["progress_reversed"] = labels.progress_reversed
         path = self.part(position)
         with atomic_path(path) as tmp, tmp.open("wb") as handle:
             np.savez(handle, **arrays)
@@ -126,6 +128,7 @@ class WorkFolder:
             reward=arrays["reward"],
             terminated=meta["terminated"],
             thumbnails=list(zip(arrays["thumb_frames"].tolist(), arrays["thumb_images"])),
+            progress_reversed=arrays.get("progress_reversed"),
         )
 
     def remove(self) -> None:

@@ -239,6 +239,10 @@ class ProgressRewardModel(LearnedRewardModel):
         self.goals: dict[str, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, float]] = []
 
+    @property
+    def expected_views(self) -> tuple[str, ...]:
+        return tuple(self.views)
+
     # ---------------------------------------------------------------- scoring
 
     def _text(self, instructions: Sequence[str]) -> torch.Tensor:
