@@ -31,6 +31,7 @@ class SuccessEvalCallback(BaseCallback):
         self.eval_env, self.reward_model, self.task = eval_env, model, task
         self.every, self.episodes, self.out, self.record_video = every, episodes, Path(out), record_video
         self._next = 0
+        self._last_eval = -1
         self._started = time.perf_counter()
 
     def _on_training_start(self) -> None:
@@ -46,9 +47,11 @@ class SuccessEvalCallback(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        self.evaluate()
+        if self._last_eval != self.num_timesteps:
+            self.evaluate()
 
     def evaluate(self) -> float:
+        self._last_eval = self.num_timesteps
         successes, returns = [], []
         for episode in range(self.episodes):
             obs, info = self.eval_env.reset()

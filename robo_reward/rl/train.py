@@ -224,9 +224,10 @@ def train(args: TrainArgs) -> Path:
 
 
 def read_eval_log(out: str | Path) -> list[dict[str, float]]:
-    """Rows of ``eval.csv``: steps, wall_clock_s, success_rate, mean_return."""
+    """Rows of ``eval.csv``: steps, wall_clock_s, success_rate, mean_return (the last row per step)."""
     with open(Path(out) / "eval.csv") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        rows = {float(row["steps"]): {k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)}
+    return [rows[step] for step in sorted(rows)]
 
 
 def final_success(out: str | Path) -> float:
