@@ -9,12 +9,13 @@ parameter (synchronisation, batching, shaping, topic names) from ``params_file``
 (default: reward_params.yaml beside this file). ``domain`` sets ROS_DOMAIN_ID for the node.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

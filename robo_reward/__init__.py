@@ -35,7 +35,7 @@ _EXPORTS = {
     "RewardModel": "robo_reward.models.base",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -107,7 +107,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     ]
     for row in metrics["per_episode"]:
         lines.append(
-            f"{row['episode'][:35]:<36}{str(row['outcome'] or '-'):>9}{row['frames']:>8}"
+            f"{row['episode'][:35]:<36}{row['outcome'] or '-'!s:>9}{row['frames']:>8}"
             f"{fmt(row['voc']):>8}{fmt(row['final_progress']):>9}{fmt(row['final_success']):>15}"
         )
     return "\n".join(lines)

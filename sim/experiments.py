@@ -29,14 +29,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from robo_reward.cli import main as cli  # noqa: E402
-from robo_reward.data.atomic import atomic_path  # noqa: E402
-from robo_reward.data.episodes import MANIFEST_FORMAT  # noqa: E402
-from robo_reward.data.video import write_video  # noqa: E402
-from robo_reward.rl.train import TrainArgs, read_eval_log, train  # noqa: E402
+from robo_reward.cli import main as cli
+from robo_reward.data.atomic import atomic_path
+from robo_reward.data.episodes import MANIFEST_FORMAT
+from robo_reward.data.video import write_video
+from robo_reward.rl.train import TrainArgs, read_eval_log, train
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("sparse", "dense", "shaped", "progress")

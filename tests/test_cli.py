@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import moving_square_frames
 
 from robo_reward.cli import main
 from robo_reward.data.video import write_video
-from conftest import moving_square_frames
 
 
 @pytest.fixture(scope="module")

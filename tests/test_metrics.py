@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from robo_reward.fusion import fuse_views
 from robo_reward.errors import InputError, ModelOutputError
+from robo_reward.fusion import fuse_views
 from robo_reward.metrics import auroc, completion_accuracy, epic_distance, starc_distance, voc
 
 

@@ -6,14 +6,14 @@ import pytest
 pytest.importorskip("stable_baselines3")
 pytest.importorskip("robo_reward.envs")  # picks MuJoCo's GL backend before mujoco is imported
 
-from stable_baselines3 import SAC  # noqa: E402
-from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
+from stable_baselines3 import SAC
+from stable_baselines3.common.vec_env import DummyVecEnv
 
-from robo_reward.errors import ConfigError  # noqa: E402
-from robo_reward.models import load_model  # noqa: E402
-from robo_reward.rl.train import TrainArgs, make_camera_env, read_eval_log, train  # noqa: E402
-from robo_reward.rl.vec_reward import VecRewardModel  # noqa: E402
-from robo_reward.types import FrameBatch, Task  # noqa: E402
+from robo_reward.errors import ConfigError
+from robo_reward.models import load_model
+from robo_reward.rl.train import TrainArgs, make_camera_env, read_eval_log, train
+from robo_reward.rl.vec_reward import VecRewardModel
+from robo_reward.types import FrameBatch, Task
 
 GAMMA = 0.9
 TASK = Task("open the drawer")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from robo_reward.errors import ConfigError
-from robo_reward.shaping import PotentialShaper, TRANSFORMS, check_gamma, shape_episode, shape_potential
+from robo_reward.shaping import TRANSFORMS, PotentialShaper, check_gamma, shape_episode, shape_potential
 
 
 def discounted(rewards: np.ndarray, gamma: float) -> float:

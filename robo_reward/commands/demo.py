@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from robo_reward.assets import DEFAULT_MODEL, SAMPLE_DIR
     from robo_reward.data.episodes import load_manifest
-    from robo_reward.evaluation import format_metrics, load_scores, compute_metrics
+    from robo_reward.evaluation import compute_metrics, format_metrics, load_scores
     from robo_reward.labeling import LabelConfig, label_episodes
     from robo_reward.models import load_model
 

@@ -75,8 +75,8 @@ def make_engine(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from robo_reward.data.sources import open_episodes, open_sinks
-    from robo_reward.evaluation import compute_metrics, format_metrics, load_scores
     from robo_reward.errors import ConfigError
+    from robo_reward.evaluation import compute_metrics, format_metrics, load_scores
     from robo_reward.labeling import LabelConfig, label_episodes
 
     if args.score_reversed and args.engine != "local":

@@ -26,8 +26,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import fields
     import typing
+    from dataclasses import fields
 
     from robo_reward.commands._common import coerce_option
     from robo_reward.errors import ConfigError

@@ -34,6 +34,7 @@ import pandas as pd
 
 from robo_reward.data.align import sample_times
 from robo_reward.data.episodes import Sampling
+from robo_reward.data.video import open_video
 from robo_reward.errors import InputError, require
 from robo_reward.types import FrameBatch, Task
 
@@ -150,15 +151,11 @@ def decode_at(
 
     if len(targets_s) == 0:
         return
-    if not path.is_file():
-        raise InputError(f"{where}: video file not found: {path}")
     try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise InputError(f"{where}: cannot open {path} (corrupt or truncated video): {exc}") from exc
+        container = open_video(path)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from exc
     try:
-        if not container.streams.video:
-            raise InputError(f"{where}: {path} holds no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         time_base = stream.time_base

@@ -36,7 +36,8 @@ class VideoInfo:
         return len(self.timestamps_ns)
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_video(path: Path) -> av.container.InputContainer:
+    """Open a video file, or raise InputError naming it (missing, corrupt, no video stream)."""
     if not path.is_file():
         raise InputError(f"video file not found: {path}")
     try:
@@ -52,7 +53,7 @@ def _open(path: Path) -> av.container.InputContainer:
 def probe_video(path: str | Path) -> VideoInfo:
     """Read the frame stamps of ``path`` from its packets (no decoding)."""
     path = Path(path)
-    container = _open(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         pts: list[int] = []
@@ -105,7 +106,7 @@ def read_frames(path: str | Path, indices: np.ndarray) -> Iterator[np.ndarray]:
         return
     if np.any(np.diff(indices) < 0):
         raise ValueError("read_frames needs non-decreasing indices")
-    container = _open(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"

@@ -15,7 +15,7 @@ from robo_reward.rl.video import write_rollout_video
 from robo_reward.types import FrameBatch, Task
 
 require("stable_baselines3", "sim", "RL training")
-from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback
 
 
 class SuccessEvalCallback(BaseCallback):

@@ -8,8 +8,8 @@ from robo_reward.errors import ConfigError, require
 from robo_reward.rl.vec_reward import VecRewardModel
 
 require("stable_baselines3", "sim", "RL training")
-from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 
 class RelabelCallback(BaseCallback):

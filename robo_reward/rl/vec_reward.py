@@ -25,7 +25,7 @@ from robo_reward.shaping import PotentialShaper, check_gamma
 from robo_reward.types import FrameBatch, Scores, Task
 
 require("stable_baselines3", "sim", "RL training")
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper  # noqa: E402
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 REWARDS = ("shaped", "progress", "sparse", "dense")
 """shaped: sparse success + γΦ(s')(1 − terminated) − Φ(s) (policy-invariant);
