@@ -130,3 +130,15 @@ def test_model_needing_a_view_the_env_does_not_render(clip_model):
     with pytest.raises(ConfigError, match=r"needs view\(s\) \['topview'\].*renders \['corner'\]"):
         VecRewardModel(venv, fitted, TASK, GAMMA, rendered_views=args.cameras)
     venv.close()
+
+
+def test_resume_continues_from_the_newest_checkpoint(tmp_path, tiny_clip_arch):
+    options = {"arch": tiny_clip_arch, "pretrained": "none", "device": "cpu"}
+    args = tiny_args(out=str(tmp_path / "run"), total_steps=30, learning_starts=10, batch_size=8, eval_every=15,
+                     eval_episodes=1, checkpoint_every=15, reward_model_options=options)
+    train(args)
+    assert [r["steps"] for r in read_eval_log(args.out)] == [15, 30]
+    args.total_steps, args.resume = 45, True
+    out = train(args)
+    assert [r["steps"] for r in read_eval_log(out)] == [15, 30, 45]
+    assert SAC.load(out / "final_model.zip").num_timesteps == 45
