@@ -236,3 +236,29 @@ def test_stream_config_is_checked():
         StreamConfig(views=())
     with pytest.raises(ConfigError, match="gamma"):
         StreamConfig(views=VIEWS, gamma=1.5)
+
+
+def test_models_that_use_context_get_the_episodes_first_set():
+    from robo_reward.assets import DEFAULT_MODEL
+    from robo_reward.models import load_model
+
+    context_model = load_model(DEFAULT_MODEL)
+    assert context_model.wants_reference
+    views = context_model.expected_views
+    task = Task("open the drawer")
+    records = Recorder()
+    stream = LiveRewardStream(context_model, task, StreamConfig(views=views, max_batch=3), records,
+                              clock_ns=lambda: 0)
+    phases = [k / 5 for k in range(6)]
+    for k, phase in enumerate(phases):
+        for i, view in enumerate(views):
+            stream.push(view, Frame(k * PERIOD, i, phase))
+    drain(stream)
+    batch = FrameBatch(views={v: np.stack([pattern_image(i, p) for p in phases]) for i, v in enumerate(views)},
+                       timestamps_ns=np.arange(len(phases)) * PERIOD)
+    with_context = context_model.score(batch, task, batch.select(np.arange(1))).progress
+    without = context_model.score(batch, task).progress
+    got = np.array([r.progress for r in records])
+    assert len(got) >= 5
+    np.testing.assert_allclose(got, with_context[: len(got)], atol=1e-5)
+    assert not np.allclose(with_context, without)

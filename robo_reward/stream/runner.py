@@ -180,6 +180,7 @@ class LiveRewardStream:
         self._pending: DropOldestQueue[_Pending] = DropOldestQueue(config.max_pending)
         self._task = task
         self._new_episode = False
+        self._reference: FrameBatch | None = None  # the episode's first set, for models that want it
         self._shaper = PotentialShaper(config.gamma)
         self._episode = 0
         self._step = 0
@@ -284,6 +285,7 @@ class LiveRewardStream:
                 self._episode += 1
                 self._step = 0
                 self._shaper_ready = False
+                self._reference = None
         decoded = [self._decode(p) for p in pending]
         results = self._score(decoded, task)
         for item, (scores, error) in zip(decoded, results):
@@ -321,8 +323,10 @@ class LiveRewardStream:
 
     def _score_batch(self, batch: FrameBatch, task: Task) -> list[tuple[Scores | None, str]]:
         start = time.perf_counter()
+        if self.model.wants_reference and self._reference is None:
+            self._reference = batch.select(np.arange(1))
         try:
-            scores = self.model.score(batch, task)
+            scores = self.model.score(batch, task, self._reference)
         except Exception as exc:  # noqa: BLE001 - any model failure must not stop the stream
             if len(batch) > 1:
                 return [o for i in range(len(batch)) for o in self._score_batch(batch.select(slice(i, i + 1)), task)]
