@@ -65,6 +65,7 @@ def test_sim_robot_cameras_joints_actions_and_rewards(tmp_path):
             assert state.name == tuple(PANDA_JOINTS.values()) and len(state.position) == 9
             idle = np.array(joints[-1].position) - np.array(joints[-3].position)
 
+            wait_until(lambda: action.subscription_count() > 0, 60, "the robot subscribing to actions")
             action.publish(np.zeros(5, np.float32))  # wrong shape: refused, the robot goes on
             before = len(joints)
             for _ in range(10):  # drive the end effector along +x for half a second
