@@ -84,6 +84,11 @@ def write_metrics(metrics: dict[str, Any], folder: Path) -> Path:
     return path
 
 
+def read_metrics(folder: str | Path) -> dict[str, Any]:
+    """The metrics a labeled run wrote (``metrics.json``)."""
+    return json.loads((Path(folder) / METRICS_FILE).read_text())
+
+
 def load_scores(run: str | Path) -> pd.DataFrame:
     path = Path(run)
     path = path / "scores.parquet" if path.is_dir() else path

@@ -27,14 +27,14 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from robo_reward.assets import DEFAULT_MODEL, SAMPLE_DIR
     from robo_reward.data.episodes import load_manifest
-    from robo_reward.evaluation import compute_metrics, format_metrics, load_scores
+    from robo_reward.evaluation import format_metrics, read_metrics
     from robo_reward.labeling import LabelConfig, label_episodes
     from robo_reward.models import load_model
 
     model = load_model(DEFAULT_MODEL)
     episodes = load_manifest(SAMPLE_DIR, split="eval")
     out = label_episodes(model, episodes, LabelConfig(score_reversed=True), args.out, overwrite=args.overwrite)
-    print(format_metrics(compute_metrics(load_scores(out))))
+    print(format_metrics(read_metrics(out)))
     print(f"\nmodel: {model.describe()}\nwrote {out / 'scores.parquet'}, {out / 'metrics.json'} "
           f"and {out / 'report.html'}")
     return 0

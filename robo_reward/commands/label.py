@@ -76,7 +76,7 @@ def make_engine(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from robo_reward.data.sources import open_episodes, open_sinks
     from robo_reward.errors import ConfigError
-    from robo_reward.evaluation import compute_metrics, format_metrics, load_scores
+    from robo_reward.evaluation import format_metrics, read_metrics
     from robo_reward.labeling import LabelConfig, label_episodes
 
     if args.score_reversed and args.engine != "local":
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     out = label_episodes(model, episodes, config, args.out, overwrite=args.overwrite, report=not args.no_report,
                          resume=args.resume, sinks=sinks, engine=make_engine(args))
-    print(format_metrics(compute_metrics(load_scores(out))))
+    print(format_metrics(read_metrics(out)))
     outputs = json.loads((out / "run.json").read_text()).get("outputs", [])
     written = ["scores.parquet", *([] if args.no_report else ["report.html"]), *outputs]
     print(f"\nwrote in {out}: {', '.join(written)}")

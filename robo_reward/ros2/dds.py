@@ -35,6 +35,7 @@ from robo_reward.ros2.transport import (
     Publisher,
     Transport,
     joint_state_from_ros,
+    reward_fields,
     reward_from_ros,
 )
 from robo_reward.stream.runner import RewardRecord
@@ -305,20 +306,8 @@ class DdsTransport(Transport):
         types = self.types
         return types.Reward(
             header=self._header(r.stamp_ns, ""),
-            reward=r.reward,
-            progress=r.progress,
-            success_probability=r.success_probability,
-            uncertainty=r.uncertainty,
-            valid=r.valid,
-            status=r.status,
-            task=r.task,
-            model=r.model,
-            episode=r.episode,
-            step=r.step,
-            view_names=list(r.view_names),
-            view_progress=list(r.view_progress),
-            view_valid=list(r.view_valid),
             source_stamps=[types.Time(*split_stamp(s)) for s in r.source_stamps_ns],
+            **reward_fields(r),
         )
 
 

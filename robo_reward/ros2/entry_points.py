@@ -64,6 +64,18 @@ def _declare(node: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     return {name: node.declare_parameter(name, default).value for name, default in parameters.items()}
 
 
+def _run_until_shutdown(runnable: Any, transport: Any) -> int:
+    """Run ``runnable.run(stop)`` until Ctrl-C or shutdown, then close the transport; exit code 0."""
+    stop = threading.Event()
+    try:
+        runnable.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        transport.close()
+    return 0
+
+
 def reward_node_main(args: Sequence[str] | None = None) -> int:
     """Run the reward node on rclpy until shutdown; returns the exit code (2: bad parameters)."""
     from robo_reward.assets import DEFAULT_MODEL
@@ -97,14 +109,7 @@ def reward_node_main(args: Sequence[str] | None = None) -> int:
         return 2
     reward_node = RewardNode(transport, model, config)
     node.add_on_set_parameters_callback(lambda params: _on_set_parameters(reward_node, params))
-    stop = threading.Event()
-    try:
-        reward_node.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    finally:
-        transport.close()
-    return 0
+    return _run_until_shutdown(reward_node, transport)
 
 
 def _on_set_parameters(reward_node: Any, params: Sequence[Any]) -> Any:
@@ -141,11 +146,4 @@ def sim_robot_main(args: Sequence[str] | None = None) -> int:
         transport.node.get_logger().fatal(f"cannot start: {exc}")
         transport.close()
         return 2
-    stop = threading.Event()
-    try:
-        robot.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    finally:
-        transport.close()
-    return 0
+    return _run_until_shutdown(robot, transport)

@@ -38,6 +38,7 @@ from robo_reward.ros2.transport import (
     Publisher,
     Transport,
     joint_state_from_ros,
+    reward_fields,
     reward_from_ros,
 )
 from robo_reward.stream.runner import RewardRecord
@@ -266,13 +267,9 @@ class RclpyTransport(Transport):
         def convert(r: RewardRecord) -> Any:
             m = ros.Reward()
             self._header(m.header, r.stamp_ns, "")
-            m.reward, m.progress = r.reward, r.progress
-            m.success_probability, m.uncertainty = r.success_probability, r.uncertainty
-            m.valid, m.status, m.task, m.model = r.valid, r.status, r.task, r.model
-            m.episode, m.step = r.episode, r.step
-            m.view_names = list(r.view_names)
+            for name, value in reward_fields(r).items():
+                setattr(m, name, value)
             m.view_progress = array.array("d", r.view_progress)
-            m.view_valid = list(r.view_valid)
             m.source_stamps = [ros.Time(sec=sec, nanosec=nsec) for sec, nsec in map(split_stamp, r.source_stamps_ns)]
             return m
 

@@ -170,22 +170,23 @@ def joint_state_from_ros(m: Any) -> JointStateMessage:
                              tuple(m.position), tuple(m.velocity), tuple(m.effort))
 
 
+REWARD_SCALARS = ("reward", "progress", "success_probability", "uncertainty", "valid", "status", "task", "model",
+                  "episode", "step")
+REWARD_ARRAYS = ("view_names", "view_progress", "view_valid")
+"""Fields of robo_reward_msgs/Reward that RewardRecord carries under the same names (header and
+source_stamps aside)."""
+
+
+def reward_fields(r: RewardRecord) -> dict[str, Any]:
+    """The same-named fields of a RewardRecord, arrays as lists, for either transport's message."""
+    return {**{f: getattr(r, f) for f in REWARD_SCALARS}, **{f: list(getattr(r, f)) for f in REWARD_ARRAYS}}
+
+
 def reward_from_ros(m: Any) -> RewardRecord:
     """robo_reward_msgs/Reward (a DDS struct or an rclpy message) → RewardRecord."""
     return RewardRecord(
         stamp_ns=join_stamp(m.header.stamp.sec, m.header.stamp.nanosec),
-        reward=m.reward,
-        progress=m.progress,
-        success_probability=m.success_probability,
-        uncertainty=m.uncertainty,
-        valid=m.valid,
-        status=m.status,
-        task=m.task,
-        model=m.model,
-        episode=m.episode,
-        step=m.step,
-        view_names=tuple(m.view_names),
-        view_progress=tuple(m.view_progress),
-        view_valid=tuple(m.view_valid),
+        **{f: getattr(m, f) for f in REWARD_SCALARS},
+        **{f: tuple(getattr(m, f)) for f in REWARD_ARRAYS},
         source_stamps_ns=tuple(join_stamp(s.sec, s.nanosec) for s in m.source_stamps),
     )
