@@ -23,10 +23,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from robo_reward.data.atomic import atomic_dir
-from robo_reward.data.episodes import Episode, Sampling
 from robo_reward.errors import ConfigError, InputError
-from robo_reward.shaping import REWARD_MODES, TRANSFORMS, check_gamma, shape_episode
-from robo_reward.types import FrameBatch, Scores
+from robo_reward.scoring import Scorer
+from robo_reward.shaping import REWARD_MODES, check_gamma, shape_episode, transform_episode
+from robo_reward.types import Episode, EpisodeContext, FrameBatch, Sampling, Scores
 
 if TYPE_CHECKING:
     from robo_reward.engine import Engine
@@ -53,8 +53,9 @@ class LabelConfig:
             outcome is success, Φ(end) = 0).
         thumbnails: frames kept per episode for the report.
         score_reversed: also score each episode played backwards, for the reversed-VOC
-            metric of models that use context (keeps an episode's frames in memory);
-            for context-free models the reversed scores are the forward ones mirrored.
+            metric: a second pass over the frames with the episode's last set as the
+            reversed episode's first (what a model that uses context is given); without
+            it, reversed VOC is reported as not measured.
     """
 
     batch_size: int = 16
@@ -138,11 +139,15 @@ def is_terminated(config: LabelConfig, outcome: str | None) -> bool:
     return config.terminal == "outcome" and outcome == "success"
 
 
-def compute_rewards(scores: Scores, config: LabelConfig, outcome: str | None) -> np.ndarray:
-    """Rewards (T,) of an episode's scores under ``config.reward`` (see robo_reward.shaping)."""
+def compute_rewards(scores: Scores, config: LabelConfig, outcome: str | None, frame_index: np.ndarray) -> np.ndarray:
+    """Rewards (T,) of an episode's scores under ``config.reward`` (see robo_reward.shaping).
+
+    Shaped rewards discount each transition by γ^(recording frames it spans), so a
+    strided or resampled labeling keeps the shaping policy-invariant per frame."""
     if config.reward == "shaped":
-        return shape_episode(scores.progress, config.gamma, terminated=is_terminated(config, outcome))
-    return TRANSFORMS[config.reward](scores.progress, scores.success)
+        return shape_episode(scores.progress, config.gamma, terminated=is_terminated(config, outcome),
+                             frame_index=frame_index)
+    return transform_episode(config.reward, scores.progress, scores.success)
 
 
 def thumbnail_positions(total: int, count: int) -> set[int]:
@@ -169,14 +174,15 @@ def assemble_labels(
     if not scores:
         raise InputError(f"episode '{episode.name}': no frames to score")
     merged = Scores.concat(scores)
+    frame_index = np.concatenate([index for _, index in batches])
     return EpisodeLabels(
         episode=episode.name,
         task=episode.task.instruction,
         outcome=episode.outcome,
-        frame_index=np.concatenate([index for _, index in batches]),
+        frame_index=frame_index,
         timestamps_ns=np.concatenate([stamps for stamps, _ in batches]),
         scores=merged,
-        reward=compute_rewards(merged, config, episode.outcome),
+        reward=compute_rewards(merged, config, episode.outcome, frame_index),
         terminated=is_terminated(config, episode.outcome),
         thumbnails=thumbnails,
     )
@@ -188,43 +194,40 @@ def label_episode(
     config: LabelConfig,
     progress_bar: tqdm | None = None,
 ) -> EpisodeLabels:
-    """Score every sampled frame of ``episode`` in micro-batches and derive its rewards.
-
-    A model that ``wants_reference`` gets the episode's first sampled set as
-    ``reference`` with every batch.
-    """
+    """Score every sampled frame of ``episode`` through one :class:`~robo_reward.scoring.Scorer`
+    (the episode's first set is its context) and derive its rewards; with
+    ``config.score_reversed`` also score it played backwards."""
     total = len(episode.timestamps(config.sampling))
     if total == 0:
         raise InputError(f"episode '{episode.name}': no frames to score")
     keep = thumbnail_positions(total, config.thumbnails)
-    scores, batches, thumbs, frames = [], [], [], []
-    keep_frames = config.score_reversed and model.wants_reference
+    scorer = Scorer(model, episode.task, config.batch_size)
+    scores, batches, thumbs = [], [], []
     seen = 0
-    reference = None  # the episode's first sample, for models that score against it
+    last: FrameBatch | None = None
     for batch in episode.iter_batches(config.batch_size, config.sampling):
-        if model.wants_reference and reference is None:
-            reference = batch.select(np.arange(1))
-        scores.append(model.score(batch, episode.task, reference))
+        scores.append(scorer.score(batch))
         batches.append((batch.timestamps_ns, batch.frame_index))
         thumbs += pick_thumbnails(batch, seen, keep)
-        frames += [batch] if keep_frames else []
+        last = batch
         seen += len(batch)
         if progress_bar is not None:
             progress_bar.update(len(batch))
     labels = assemble_labels(episode, config, scores, batches, thumbs)
-    if keep_frames:
-        labels.progress_reversed = score_backwards(model, episode, FrameBatch.concat(frames), config.batch_size)
+    if config.score_reversed and last is not None:
+        labels.progress_reversed = score_backwards(model, episode, config, EpisodeContext.starting_with(last, -1))
     return labels
 
 
-def score_backwards(model: RewardModel, episode: Episode, frames: FrameBatch, batch_size: int) -> np.ndarray:
-    """Progress of each frame (T,) when the episode is played backwards, its last frame
-    then being the reference; returned in the forward frame order."""
-    backwards = frames.select(np.arange(len(frames))[::-1])
-    reference = backwards.select(np.arange(1))
-    parts = [model.score(backwards.select(slice(i, i + batch_size)), episode.task, reference).progress
-             for i in range(0, len(backwards), batch_size)]
-    return np.concatenate(parts)[::-1]
+def score_backwards(model: RewardModel, episode: Episode, config: LabelConfig, last: EpisodeContext) -> np.ndarray:
+    """Progress (T,) of each sampled frame, in forward order, when the episode is played
+    backwards: a second pass over its frames with its last set as the reversed episode's
+    first. A model keeps no state between frames, so given that context the order in
+    which the frames are scored does not change their scores."""
+    scorer = Scorer(model, episode.task, config.batch_size)
+    scorer.begin(context=last)
+    parts = [scorer.score(batch).progress for batch in episode.iter_batches(config.batch_size, config.sampling)]
+    return np.concatenate(parts)
 
 
 def check_views(episodes: Sequence[Episode]) -> None:

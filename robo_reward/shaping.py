@@ -28,6 +28,7 @@ def shape_potential(
     task_reward: np.ndarray | float,
     terminated: np.ndarray | bool,
     gamma: float,
+    steps: np.ndarray | int = 1,
 ) -> np.ndarray:
     """Potential-based shaped reward for a batch of transitions s → s'.
 
@@ -36,7 +37,11 @@ def shape_potential(
         phi_next: Φ(s'), shape (N,).
         task_reward: the environment's own reward, shape (N,) or scalar.
         terminated: (N,) bool; True zeroes Φ(s') (true termination only, never truncation).
-        gamma: discount factor of the learner.
+        gamma: discount factor of the learner, per step.
+        steps: (N,) or scalar, the learner steps each transition spans (a transition
+            between every k-th frame of a recording spans k): Φ(s') is discounted by
+            γ^steps, as for any k-step (semi-MDP) transition, so the shaping stays
+            policy-invariant for a learner that discounts per step.
 
     Returns:
         (N,) float64 shaped rewards.
@@ -45,7 +50,8 @@ def shape_potential(
     phi = np.asarray(phi, dtype=np.float64)
     phi_next = np.asarray(phi_next, dtype=np.float64)
     alive = 1.0 - np.asarray(terminated, dtype=np.float64)
-    return np.asarray(task_reward, dtype=np.float64) + gamma * phi_next * alive - phi
+    discount = gamma ** np.asarray(steps, dtype=np.float64)
+    return np.asarray(task_reward, dtype=np.float64) + discount * phi_next * alive - phi
 
 
 def check_gamma(gamma: float, learner_gamma: float | None = None) -> None:
@@ -111,6 +117,7 @@ def shape_episode(
     gamma: float,
     task_reward: np.ndarray | None = None,
     terminated: bool = False,
+    frame_index: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shaped rewards for a recorded episode of T observations s_0 … s_{T−1}.
 
@@ -121,6 +128,11 @@ def shape_episode(
     * ``terminated=False`` (the recording stopped — a truncation): s_T is taken to be
       s_{T−1}, so Φ(s_T) = Φ(s_{T−1}).
 
+    ``frame_index`` (T,): the recording frame of each observation when only some frames
+    were scored (``--stride k``, ``--fps``); a transition then spans the frames between
+    its observations and is discounted by γ^(frames spanned); the last row spans as many
+    as the one before it. None: consecutive frames (γ per row).
+
     Returns (T,) float64.
     """
     progress = np.asarray(progress, dtype=np.float64)
@@ -129,36 +141,57 @@ def shape_episode(
     phi_next = np.append(progress[1:], progress[-1])
     done = np.zeros(len(progress), dtype=bool)
     done[-1] = terminated
-    return shape_potential(progress, phi_next, task_reward, done, gamma)
+    steps: np.ndarray | int = 1
+    if frame_index is not None and len(progress) > 1:
+        gaps = np.diff(np.asarray(frame_index, dtype=np.int64))
+        if (gaps <= 0).any():
+            raise ConfigError("shape_episode: frame_index must increase")
+        steps = np.append(gaps, gaps[-1])
+    return shape_potential(progress, phi_next, task_reward, done, gamma, steps)
 
 
-def progress_reward(progress: np.ndarray, success: np.ndarray) -> np.ndarray:
-    """Raw progress of s' as the reward (VLM-RM's CLIP reward). Changes the optimal policy."""
-    return np.asarray(progress, dtype=np.float64)
+def progress_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray) -> np.ndarray:
+    """Raw progress Φ(s') as the reward (VLM-RM's CLIP reward). Changes the optimal policy."""
+    return np.asarray(phi_next, dtype=np.float64)
 
 
-def delta_reward(progress: np.ndarray, success: np.ndarray) -> np.ndarray:
-    """Φ(s') − Φ(s) (undiscounted; first step 0). Changes the optimal policy when γ < 1."""
-    progress = np.asarray(progress, dtype=np.float64)
-    return np.diff(progress, prepend=progress[:1])
+def delta_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray) -> np.ndarray:
+    """Φ(s') − Φ(s), undiscounted. Changes the optimal policy when γ < 1."""
+    return np.asarray(phi_next, dtype=np.float64) - np.asarray(phi, dtype=np.float64)
 
 
-def centered_reward(progress: np.ndarray, success: np.ndarray) -> np.ndarray:
+def centered_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray) -> np.ndarray:
     """2·Φ(s') − 1, bounded in [−1, 1]. Changes the optimal policy (a per-step offset)."""
-    return 2.0 * np.asarray(progress, dtype=np.float64) - 1.0
+    return 2.0 * np.asarray(phi_next, dtype=np.float64) - 1.0
 
 
-def success_bonus_reward(progress: np.ndarray, success: np.ndarray) -> np.ndarray:
-    """Φ(s') plus 1 where the success probability exceeds ½. Changes the optimal policy."""
-    return np.asarray(progress, dtype=np.float64) + (np.asarray(success) > 0.5)
+def success_bonus_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray) -> np.ndarray:
+    """Φ(s') plus 1 where the success probability of s' exceeds ½. Changes the optimal policy."""
+    return np.asarray(phi_next, dtype=np.float64) + (np.asarray(success_next) > 0.5)
 
 
-TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
     "progress": progress_reward,
     "delta": delta_reward,
     "centered": centered_reward,
     "success-bonus": success_bonus_reward,
 }
-"""Non-invariant reward transforms by name; input progress and success over an episode (T,)."""
+"""Non-invariant reward transforms by name: (Φ(s), Φ(s'), success probability of s') of
+N transitions → (N,) rewards."""
+
+SIMULATOR_REWARDS = ("sparse", "dense")
+"""Rewards a simulator gives without a reward model: ``sparse`` its success flag (1/0),
+``dense`` its own hand-designed reward."""
 
 REWARD_MODES = ("shaped", *TRANSFORMS)
+"""How progress becomes reward, everywhere (labeling, simulation, live): ``shaped``
+(policy-invariant potential shaping; in simulation added to the sparse success reward)
+or a transform of :data:`TRANSFORMS`."""
+
+
+def transform_episode(mode: str, progress: np.ndarray, success: np.ndarray) -> np.ndarray:
+    """A transform's rewards (T,) for a recorded episode, row t for s_t → s_{t+1} as in
+    :func:`shape_episode` (the last row's s_T is s_{T−1}, as for a truncation)."""
+    progress = np.asarray(progress, dtype=np.float64)
+    success = np.asarray(success, dtype=np.float64)
+    return TRANSFORMS[mode](progress, np.append(progress[1:], progress[-1]), np.append(success[1:], success[-1]))

@@ -1,4 +1,4 @@
-"""The contracts between parts (DESIGN.md §2): Task, FrameBatch, Scores.
+"""The contracts between parts (DESIGN.md §2): Task, FrameBatch, EpisodeContext, Scores, Episode.
 
 Images cross every boundary as ``uint8`` RGB arrays of shape (B, H, W, 3), keyed by
 view name (``"front"``, ``"wrist"``…), never by position. Timestamps are integer
@@ -7,8 +7,9 @@ nanoseconds. Models do their own resizing and normalisation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -142,6 +143,37 @@ class FrameBatch:
         )
 
 
+@dataclass(eq=False)
+class EpisodeContext:
+    """What a model may score an episode's frames against besides the frames themselves.
+
+    Models that use context (``RewardModel.uses_context``) receive it in every scoring
+    call and refuse to score without it; :class:`robo_reward.scoring.Scorer` carries one
+    per episode stream, so no caller has to remember it.
+
+    Attributes:
+        first: the episode's first synchronised set, a one-sample batch (an episode
+            played backwards starts with its last set).
+        cache: what a model derives from the context (e.g. encodings of ``first``),
+            keyed by the model, so a long episode pays for it once. Not pickled.
+    """
+
+    first: FrameBatch
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.first) != 1:
+            raise InputError(f"an episode context holds one set, got {len(self.first)}")
+
+    @classmethod
+    def starting_with(cls, batch: FrameBatch, index: int = 0) -> EpisodeContext:
+        """The context of an episode whose first set is sample ``index`` of ``batch``."""
+        return cls(batch.select(np.array([index])))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"first": self.first, "cache": {}}
+
+
 @dataclass
 class Scores:
     """What a reward model says about a batch; every array has shape (B,).
@@ -197,3 +229,36 @@ class Scores:
             per_view={v: np.concatenate([p.per_view[v] for p in parts]) for v in views},
             uncertainty=np.concatenate([p.uncertainty for p in parts]),
         )
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames of an episode to score: every ``stride``-th, after resampling to ``fps`` if set."""
+
+    stride: int = 1
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise InputError(f"stride must be >= 1, got {self.stride}")
+        if self.fps is not None and self.fps <= 0:
+            raise InputError(f"fps must be > 0, got {self.fps}")
+
+
+@runtime_checkable
+class Episode(Protocol):
+    """What every source yields: a named episode with a task that produces frame batches."""
+
+    name: str
+    task: Task
+    outcome: str | None
+    metadata: dict[str, Any]
+
+    @property
+    def view_names(self) -> list[str]: ...
+
+    def timestamps(self, sampling: Sampling) -> np.ndarray:
+        """(T,) int64 ns stamps of the samples that :meth:`iter_batches` will yield."""
+        ...
+
+    def iter_batches(self, batch_size: int, sampling: Sampling) -> Iterator[FrameBatch]: ...

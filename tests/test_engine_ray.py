@@ -67,7 +67,7 @@ def test_ray_cli_on_lerobot_dataset_and_bags(cluster, tmp_path):
     assert main([*base, "--out", str(tmp_path / "l_local")]) == 0
     assert main([*base, "--out", str(tmp_path / "l_ray"), "--engine", "ray", "--ray-actors", "1"]) == 0
     assert_same_numbers(tmp_path / "l_local", tmp_path / "l_ray")
-    rewards = [pd.read_parquet(next((tmp_path / run / "lerobot/data").rglob("*.parquet")))["next.reward"]
+    rewards = [pd.read_parquet(next((tmp_path / run / "lerobot/data").rglob("*.parquet")))["reward.robo_reward"]
                for run in ("l_local", "l_ray")]
     np.testing.assert_array_equal(*rewards)
 
@@ -111,7 +111,7 @@ def test_errors_in_ray_stages_are_the_toolkits_errors(cluster, square_episodes, 
     decoded = list(DecodeActor({7: episode}, LabelConfig(batch_size=16))({"position": np.array([7])}))
     assert len(decoded) == 2 and not any(row["error"][0] for row in decoded)
     batch = {key: np.concatenate([row[key] for row in decoded]) for key in decoded[0]}
-    scored = ScoreActor(lambda: broken)(batch)
+    scored = ScoreActor(lambda: broken, 16)(batch)
     error = pickle.loads(scored["error"][0])
     assert isinstance(error, ModelOutputError) and "non-finite progress" in str(error) and "'ok0'" in str(error)
     assert list(scored["position"]) == [7, 7] and scored["result"][0] == b""

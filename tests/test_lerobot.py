@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("lerobot")
@@ -17,19 +19,27 @@ from conftest import moving_square_frames
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from robo_reward.cli import main
-from robo_reward.data.episodes import Sampling
 from robo_reward.data.lerobot import open_lerobot
 from robo_reward.models import load_model
+from robo_reward.types import Sampling
 
 SIZE = 64
 CAMERA = {"shape": (SIZE, SIZE, 3), "names": ["height", "width", "channels"]}
 
 
 def create_dataset(root: Path, episodes: int = 2, frames: int = 20, dtype: str = "video",
-                   cameras: tuple[str, ...] = ("front", "wrist"), fps: int = 10) -> Path:
-    """A LeRobot dataset of a square sliding right, seen by ``cameras``, written by LeRobot itself."""
+                   cameras: tuple[str, ...] = ("front", "wrist"), fps: int = 10, ground_truth: bool = False) -> Path:
+    """A LeRobot dataset of a square sliding right, seen by ``cameras``, written by LeRobot itself.
+
+    ``ground_truth`` adds the dataset's own ``next.reward``/``next.done``/``next.truncated``/``next.success``
+    (episode 0 terminates on success, the others are truncated).
+    """
     features = {f"observation.images.{cam}": {"dtype": dtype, **CAMERA} for cam in cameras}
     features["observation.state"] = {"dtype": "float32", "shape": (2,), "names": None}
+    if ground_truth:
+        features |= {"next.reward": {"dtype": "float32", "shape": (1,), "names": None}}
+        features |= {name: {"dtype": "bool", "shape": (1,), "names": None}
+                     for name in ("next.done", "next.truncated", "next.success")}
     dataset = LeRobotDataset.create("test/squares", fps=fps, features=features, root=root,
                                     use_videos=dtype == "video", vcodec="h264")
     for episode in range(episodes):
@@ -38,6 +48,11 @@ def create_dataset(root: Path, episodes: int = 2, frames: int = 20, dtype: str =
         for t in range(frames + episode):
             frame = {f"observation.images.{cam}": views[cam][t] for cam in cameras}
             frame |= {"observation.state": np.array([t, episode], dtype=np.float32), "task": "slide the square right"}
+            if ground_truth:
+                last = t == frames + episode - 1
+                frame |= {"next.reward": np.array([0.25 * t - episode], dtype=np.float32),
+                          "next.done": np.array([last]), "next.truncated": np.array([last and episode > 0]),
+                          "next.success": np.array([t >= (frames + episode) // 2])}
             dataset.add_frame(frame)
         dataset.save_episode()
     dataset.finalize()
@@ -77,31 +92,119 @@ def test_episodes_follow_the_dataset(squares):
             np.testing.assert_array_equal(batch.views[view][frame], reference.astype(np.uint8))
 
 
-def test_label_writes_new_dataset_read_back_by_lerobot(squares, tmp_path):
+def data_table(root: Path) -> pa.Table:
+    """Every row of a LeRobot dataset's data files, in file order."""
+    return pa.concat_tables([pq.read_table(path) for path in sorted((root / "data").glob("*/*.parquet"))])
+
+
+def assert_estimates(table: pa.Table, scores: pd.DataFrame) -> None:
+    """The estimate columns hold scores.parquet's values (as float32), row by row."""
+    columns = table.to_pandas()
+    names = {"reward": "reward.robo_reward", "progress": "progress.robo_reward",
+             "success": "success_probability.robo_reward"}
+    for index, (_, expected) in enumerate(scores.groupby("episode", sort=True)):
+        rows = columns[columns.episode_index == index]
+        np.testing.assert_array_equal(rows["frame_index"], expected["frame_index"])
+        for score, feature in names.items():
+            np.testing.assert_array_equal(rows[feature], expected[score].to_numpy(np.float32))
+
+
+def assert_episode_ends(table: pa.Table, name: str) -> None:
+    """``name`` is True exactly on each episode's last frame."""
+    columns = table.select(["episode_index", "frame_index", name]).to_pandas()
+    for _, rows in columns.groupby("episode_index"):
+        np.testing.assert_array_equal(rows[name], rows["frame_index"] == rows["frame_index"].max())
+
+
+@pytest.fixture(scope="module")
+def labeled_squares(squares, tmp_path_factory) -> Path:
+    """The output folder of labeling the squares dataset (which has no next.* columns) with the defaults."""
     root, model = squares
     before = tree_digest(root)
-    out = tmp_path / "run"
+    out = tmp_path_factory.mktemp("labeled") / "run"
     assert main(["label", "--lerobot", str(root), "--model", str(model), "--out", str(out), "--batch-size", "8"]) == 0
     assert tree_digest(root) == before, "the input dataset must not change"
+    return out
+
+
+def test_label_writes_new_dataset_read_back_by_lerobot(squares, labeled_squares):
+    root, _ = squares
+    out = labeled_squares
     scores = pd.read_parquet(out / "scores.parquet")
     labeled = LeRobotDataset("test/squares_rewards", root=out / "lerobot", video_backend="pyav")
-    assert {"next.reward", "next.done", "next.truncated", "next.success"} <= set(labeled.features)
+    added = {"reward.robo_reward", "progress.robo_reward", "success_probability.robo_reward", "next.done",
+             "next.truncated"}
+    assert set(labeled.features) == set(LeRobotDataset("test/squares", root=root).features) | added
     assert labeled.num_episodes == 2 and labeled.num_frames == 41
-    columns = labeled.hf_dataset.with_format("numpy")[:]
-    for index, name in enumerate(["episode_000000", "episode_000001"]):
-        rows = columns["episode_index"] == index
-        expected = scores[scores.episode == name].sort_values("frame_index")
-        np.testing.assert_array_equal(columns["frame_index"][rows], expected["frame_index"])
-        np.testing.assert_allclose(columns["next.reward"][rows], expected["reward"], rtol=1e-6, atol=1e-7)
-        np.testing.assert_array_equal(columns["next.success"][rows], expected["success"] >= 0.5)
-        assert not columns["next.done"][rows].any()  # recordings end by truncation (--terminal truncated)
-        np.testing.assert_array_equal(np.flatnonzero(columns["next.truncated"][rows]), [rows.sum() - 1])
+    table = data_table(out / "lerobot")
+    original = data_table(root)
+    assert table.select(original.column_names).equals(original), "the dataset's own columns must not change"
+    assert_estimates(table, scores)
+    assert_episode_ends(table, "next.done")  # LeRobot's convention, whatever the ending
+    assert_episode_ends(table, "next.truncated")  # recordings end by truncation (--terminal truncated)
     item = labeled[25]
-    assert item["observation.images.front"].shape == (3, SIZE, SIZE) and item["next.reward"].dtype.is_floating_point
+    assert item["observation.images.front"].shape == (3, SIZE, SIZE)
+    assert item["reward.robo_reward"].dtype.is_floating_point
     sidecar = pd.read_parquet(out / "progress.parquet")
     assert list(sidecar.columns[:2]) == ["episode_index", "frame_index"] and len(sidecar) == 41
     np.testing.assert_allclose(sidecar["progress"], scores["progress"])
     assert scores.groupby("episode")["progress"].apply(lambda p: p.iloc[-1] - p.iloc[0]).min() > 0.5
+
+
+def test_written_dataset_reads_with_lerobots_default_video_backend(labeled_squares):
+    """LeRobot's default decoder (torchcodec, needing FFmpeg's shared libraries: scripts/install.sh) reads it."""
+    labeled = LeRobotDataset("test/squares_rewards", root=labeled_squares / "lerobot")
+    reference = LeRobotDataset("test/squares_rewards", root=labeled_squares / "lerobot", video_backend="pyav")
+    for index in (0, 25, 40):
+        item, expected = labeled[index], reference[index]
+        for view in ("front", "wrist"):
+            frame = item[f"observation.images.{view}"]
+            assert frame.shape == (3, SIZE, SIZE)
+            np.testing.assert_allclose(frame.numpy(), expected[f"observation.images.{view}"].numpy(), atol=2 / 255)
+        assert float(item["reward.robo_reward"]) == float(expected["reward.robo_reward"])
+
+
+def test_ground_truth_columns_are_kept_and_replace_reward_is_opt_in(squares, tmp_path):
+    _, model = squares
+    root = create_dataset(tmp_path / "truth", episodes=2, frames=12, ground_truth=True)
+    before = tree_digest(root)
+    original = data_table(root)
+    base = ["label", "--lerobot", str(root), "--model", str(model), "--no-report"]
+    assert main([*base, "--out", str(tmp_path / "kept")]) == 0
+    assert main([*base, "--out", str(tmp_path / "replaced"), "--replace-reward"]) == 0
+    assert tree_digest(root) == before, "the input dataset must not change"
+    kept = data_table(tmp_path / "kept/lerobot")
+    assert kept.select(original.column_names).equals(original), "the dataset's own columns must not change"
+    assert_estimates(kept, pd.read_parquet(tmp_path / "kept/scores.parquet"))
+    replaced = data_table(tmp_path / "replaced/lerobot")
+    assert_estimates(replaced, pd.read_parquet(tmp_path / "replaced/scores.parquet"))
+    assert not replaced.column("next.reward").equals(original.column("next.reward"))
+    np.testing.assert_array_equal(replaced.column("next.reward"), replaced.column("reward.robo_reward"))
+    for name in [n for n in original.column_names if n != "next.reward"]:  # next.success stays ground truth
+        assert replaced.column(name).equals(original.column(name)), name
+
+
+def test_replace_reward_without_next_reward_and_relabeling(labeled_squares, squares, tmp_path, capsys):
+    """A dataset without next.reward gets one only with --replace-reward; a labeled dataset can be relabeled."""
+    _, model = squares
+    root = labeled_squares / "lerobot"
+    before = tree_digest(root)
+    original = data_table(root)
+    out = tmp_path / "again"
+    assert main(["label", "--lerobot", str(root), "--model", str(model), "--out", str(out), "--no-report",
+                 "--replace-reward", "--reward", "progress"]) == 0
+    assert tree_digest(root) == before, "the input dataset must not change"
+    table = data_table(out / "lerobot")
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert_estimates(table, scores)  # the earlier run's estimates are replaced, not duplicated
+    assert sorted(table.column_names) == sorted([*original.column_names, "next.reward"])
+    np.testing.assert_array_equal(table.column("next.reward"), scores["reward"].to_numpy(np.float32))
+    for name in ("next.done", "next.truncated", "observation.state"):
+        assert table.column(name).equals(original.column(name)), name
+    refused = tmp_path / "refused"
+    assert main(["label", "--lerobot", str(root), "--model", str(model), "--out", str(refused), "--write", "sidecar",
+                 "--replace-reward"]) == 2
+    assert "--replace-reward" in capsys.readouterr().err and not refused.exists()
 
 
 def test_sidecar_only_and_strided_labels(squares, tmp_path, capsys):
@@ -159,10 +262,14 @@ def test_real_so101_dataset_av1(shared_data, tmp_path):
     out = tmp_path / "run"
     assert main(["label", "--lerobot", str(root), "--model", str(model), "--out", str(out), "--batch-size", "32",
                  "--no-report"]) == 0
-    labeled = LeRobotDataset("local/so101_pick_place_rewards", root=out / "lerobot", video_backend="pyav")
+    labeled = LeRobotDataset("local/so101_pick_place_rewards", root=out / "lerobot")  # the default video backend
     assert labeled.num_frames == 1782 and labeled.meta.video_keys == ["observation.images.wrist"]
-    rewards = labeled.hf_dataset.with_format("numpy")["next.reward"]
-    scores = pd.read_parquet(out / "scores.parquet")
-    np.testing.assert_allclose(rewards, scores["reward"], rtol=1e-6, atol=1e-7)
+    assert labeled[400]["observation.images.wrist"].shape == (3, 360, 640)
+    assert "next.reward" not in labeled.features and "next.success" not in labeled.features
+    table = data_table(out / "lerobot")
+    original = data_table(root)
+    assert table.select(original.column_names).equals(original)
+    assert_estimates(table, pd.read_parquet(out / "scores.parquet"))
+    assert_episode_ends(table, "next.done")
     assert (out / "lerobot/videos/observation.images.wrist/chunk-000/file-000.mp4").stat().st_size == (
         root / "videos/observation.images.wrist/chunk-000/file-000.mp4").stat().st_size

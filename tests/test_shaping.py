@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from robo_reward.errors import ConfigError
-from robo_reward.shaping import TRANSFORMS, PotentialShaper, check_gamma, shape_episode, shape_potential
+from robo_reward.shaping import (
+    TRANSFORMS,
+    PotentialShaper,
+    check_gamma,
+    shape_episode,
+    shape_potential,
+    transform_episode,
+)
 
 
 def discounted(rewards: np.ndarray, gamma: float) -> float:
@@ -68,3 +75,26 @@ def test_transforms_are_listed_apart_and_say_they_change_the_policy():
     for name, fn in TRANSFORMS.items():
         assert "Changes the optimal policy" in fn.__doc__ or "CHANGES" in fn.__doc__, name
     assert "shaped" not in TRANSFORMS
+
+
+def test_strided_labels_discount_each_transition_by_gamma_to_the_frames_spanned():
+    progress = np.array([0.0, 0.4, 0.7, 1.0])
+    frames = np.array([0, 3, 6, 8])
+    got = shape_episode(progress, 0.9, frame_index=frames)
+    np.testing.assert_allclose(got, [0.9**3 * 0.4, 0.9**3 * 0.7 - 0.4, 0.9**2 * 1.0 - 0.7, 0.9**2 * 1.0 - 1.0])
+    # the strided rewards telescope like the per-frame ones: Σ γ^t r_t over the samples
+    # equals γ^(frames) Φ(end) − Φ(start) along the recording's own time
+    dense = np.linspace(0, 1, 9)
+    per_frame = shape_episode(dense, 0.9)
+    strided = shape_episode(dense[::2], 0.9, frame_index=np.arange(0, 9, 2))
+    discount = 0.9 ** np.arange(9)
+    np.testing.assert_allclose((discount * per_frame)[:8].sum(), (discount[::2] * strided)[:4].sum())
+    with pytest.raises(ConfigError, match="increase"):
+        shape_episode(progress, 0.9, frame_index=np.array([0, 2, 2, 3]))
+
+
+def test_transforms_reward_the_transition_like_the_shaping():
+    progress, success = np.array([0.1, 0.5, 0.3]), np.array([0.0, 0.9, 0.2])
+    np.testing.assert_allclose(transform_episode("progress", progress, success), [0.5, 0.3, 0.3])
+    np.testing.assert_allclose(transform_episode("delta", progress, success), [0.4, -0.2, 0.0])
+    np.testing.assert_allclose(transform_episode("success-bonus", progress, success), [1.5, 0.3, 0.3])

@@ -16,7 +16,7 @@ from robo_reward.errors import ConfigError, InputError
 from robo_reward.models.base import RewardModel
 from robo_reward.ros2.pattern import fit_pattern_model, pattern_image
 from robo_reward.stream.runner import LiveRewardStream, RewardRecord, StreamConfig
-from robo_reward.types import FrameBatch, Scores, Task
+from robo_reward.types import EpisodeContext, FrameBatch, Scores, Task
 
 VIEWS = ("front", "wrist")
 MS = 1_000_000
@@ -243,7 +243,7 @@ def test_models_that_use_context_get_the_episodes_first_set():
     from robo_reward.models import load_model
 
     context_model = load_model(DEFAULT_MODEL)
-    assert context_model.wants_reference
+    assert context_model.uses_context
     views = context_model.expected_views
     task = Task("open the drawer")
     records = Recorder()
@@ -256,8 +256,8 @@ def test_models_that_use_context_get_the_episodes_first_set():
     drain(stream)
     batch = FrameBatch(views={v: np.stack([pattern_image(i, p) for p in phases]) for i, v in enumerate(views)},
                        timestamps_ns=np.arange(len(phases)) * PERIOD)
-    with_context = context_model.score(batch, task, batch.select(np.arange(1))).progress
-    without = context_model.score(batch, task).progress
+    with_context = context_model.score(batch, task, EpisodeContext.starting_with(batch)).progress
+    without = context_model.score(batch, task, EpisodeContext.starting_with(batch, -1)).progress
     got = np.array([r.progress for r in records])
     assert len(got) >= 5
     np.testing.assert_allclose(got, with_context[: len(got)], atol=1e-5)

@@ -8,7 +8,7 @@ import pytest
 
 from robo_reward.errors import ConfigError
 from robo_reward.stream.queues import DropOldestQueue
-from robo_reward.stream.sync import ApproximateTimeSync
+from robo_reward.sync import ApproximateTimeSync
 
 MS = 1_000_000
 

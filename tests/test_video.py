@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from robo_reward.data.episodes import Sampling, VideoEpisode
+from robo_reward.data.episodes import VideoEpisode
 from robo_reward.data.video import probe_video, read_frames, write_video
 from robo_reward.errors import InputError
-from robo_reward.types import Task
+from robo_reward.sync import ApproximateTimeSync
+from robo_reward.types import Sampling, Task
 
 
 def colour_frames(length: int, size: int = 32) -> np.ndarray:
@@ -41,23 +42,27 @@ def test_other_codecs_and_containers(tmp_path, suffix, codec, pix_fmt):
     assert len(list(read_frames(path, np.arange(6)))) == 6
 
 
-def test_views_with_different_rates_align_by_time(tmp_path):
+def test_views_with_different_rates_are_cut_into_sets_like_a_live_node(tmp_path):
     fast = write_video(tmp_path / "fast.mp4", colour_frames(20), fps=20)  # 0 … 0.95 s
     slow = write_video(tmp_path / "slow.mp4", colour_frames(5), fps=5)  # 0 … 0.8 s
     episode = VideoEpisode("e", Task("t"), {"front": fast, "wrist": slow})
     stamps = episode.timestamps(Sampling())
-    # 0.95 s is beyond the slow view's last frame + half its period (0.9 s): dropped.
-    assert stamps[-1] == 900_000_000 and len(stamps) == 19
-    batches = list(episode.iter_batches(8, Sampling()))
-    assert [len(b) for b in batches] == [8, 8, 3]
-    wrist = np.concatenate([b.views["wrist"] for b in batches])
-    expected = np.ceil(stamps / 200_000_000 - 0.5).astype(int)  # nearest 5 Hz frame, ties to the earlier
-    truth = np.stack(list(read_frames(slow, np.arange(5))))
-    np.testing.assert_array_equal(wrist, truth[expected])
-    strided = episode.timestamps(Sampling(stride=4))
-    np.testing.assert_array_equal(strided, stamps[::4])
-    resampled = episode.timestamps(Sampling(fps=5))
-    np.testing.assert_array_equal(resampled, np.arange(5) * 200_000_000)
+    # approximate-time sync uses each message once: one set per 5 Hz frame, with the 20 Hz
+    # frame of the same time (slop: half the fastest period)
+    np.testing.assert_array_equal(stamps, np.arange(5) * 200_000_000)
+    batches = list(episode.iter_batches(2, Sampling()))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate([b.frame_index for b in batches]), np.arange(0, 20, 4))
+    front = np.concatenate([b.views["front"] for b in batches])
+    truth = np.stack(list(read_frames(fast, np.arange(0, 20, 4))))
+    np.testing.assert_array_equal(front, truth)
+    np.testing.assert_array_equal(episode.timestamps(Sampling(stride=2)), stamps[::2])
+    # the sets are the ones robo_reward.sync.ApproximateTimeSync forms when fed live
+    live = ApproximateTimeSync(("front", "wrist"), 20, 25_000_000, 1 << 62)
+    arrivals = sorted([(t, 0, "front") for t in range(0, 1_000_000_000, 50_000_000)]
+                      + [(t, 1, "wrist") for t in range(0, 1_000_000_000, 200_000_000)])
+    live_stamps = [s.stamp_ns for t, _, view in arrivals for s in live.add(view, t, t)]
+    np.testing.assert_array_equal(stamps, live_stamps)
 
 
 def test_view_without_frames_in_range(tmp_path):

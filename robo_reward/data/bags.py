@@ -3,10 +3,12 @@
 One bag is one episode. The user names its camera topics (view → topic); each holds
 ``sensor_msgs/msg/Image`` or ``sensor_msgs/msg/CompressedImage`` messages, decoded by
 :mod:`robo_reward.ros2.images`. Cameras are synchronised by header stamp: every image
-of the first (reference) view is matched to the nearest-stamped image of each other
-view, and the set is kept when all matches lie within ``slop`` seconds. A topic whose
-header stamps are all zero falls back to the bag's receive times. The stamp of a set is
-the latest of its views' stamps (as in ``robo_reward_msgs/msg/Reward``).
+are cut into sets by :func:`robo_reward.sync.synchronise` — the live node's
+approximate-time synchroniser fed the bag's messages in stamp order — so a bag yields
+the sets a live node would have scored; every image of a set lies within ``slop``
+seconds of the others. A topic whose header stamps are all zero falls back to the bag's
+receive times. The stamp of a set is the latest of its views' stamps (as in
+``robo_reward_msgs/msg/Reward``).
 
 Reading takes two passes over the camera topics: the first reads only the header
 stamps (straight from the CDR bytes), the second deserialises and decodes only the
@@ -32,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from robo_reward.data.align import nearest_indices, sample_times
-from robo_reward.data.episodes import Sampling
+from robo_reward.data.align import sample_times
 from robo_reward.errors import InputError, require
-from robo_reward.types import FrameBatch, Task
+from robo_reward.sync import synchronise
+from robo_reward.types import FrameBatch, Sampling, Task
 
 if TYPE_CHECKING:
     from robo_reward.labeling import EpisodeLabels, LabelConfig
@@ -113,7 +115,7 @@ class ViewIndex:
 
 @dataclass(frozen=True)
 class ImageSets:
-    """Synchronised image sets of a bag, in reference-stamp order.
+    """Synchronised image sets of a bag, in stamp order.
 
     Attributes:
         message: view → (S,) int64 message number (bag order within its topic) of each set.
@@ -218,34 +220,17 @@ class BagEpisode:
 
     @cached_property
     def sets(self) -> ImageSets:
-        """The synchronised image sets (reference images with a match within slop in every view)."""
+        """The synchronised image sets (one image of every view, all within slop)."""
         index = self.index
-        reference = self.view_names[0]
-        ref_order = np.argsort(index[reference].stamps_ns, kind="stable")
-        ref_stamps = index[reference].stamps_ns[ref_order]
-        message = {reference: ref_order}
-        keep = np.ones(len(ref_order), dtype=bool)
-        slop_ns = round(self.slop_s * 1e9)
-        for view in self.view_names[1:]:
-            order = np.argsort(index[view].stamps_ns, kind="stable")
-            sorted_stamps = index[view].stamps_ns[order]
-            nearest = nearest_indices(ref_stamps, sorted_stamps)
-            keep &= np.abs(sorted_stamps[nearest] - ref_stamps) <= slop_ns
-            message[view] = order[nearest]
-        if not keep.any():
-            raise InputError(
-                f"{self.path}: no set of images within --slop {self.slop_s} s across topics "
-                f"{', '.join(self.topics.values())} (stamps of '{self.topics[reference]}' span "
-                f"{ref_stamps[0] / 1e9:.3f}–{ref_stamps[-1] / 1e9:.3f} s)"
-            )
-        message = {view: m[keep] for view, m in message.items()}
+        found = synchronise({view: index[view].stamps_ns for view in self.view_names}, round(self.slop_s * 1e9),
+                            where=f"{self.path} (topics {', '.join(self.topics.values())}, --slop {self.slop_s} s)")
+        message = found.indices
         stamps = {view: index[view].stamps_ns[m] for view, m in message.items()}
         log = np.max(np.stack([index[view].log_ns[m] for view, m in message.items()]), axis=0)
         return ImageSets(message=message, stamps_ns=stamps, log_ns=log)
 
     def _picked(self, sampling: Sampling) -> np.ndarray:
-        reference = self.view_names[0]
-        return sample_times(self.sets.stamps_ns[reference], sampling.stride, sampling.fps)
+        return sample_times(self.sets.set_stamps_ns, sampling.stride, sampling.fps)
 
     def timestamps(self, sampling: Sampling) -> np.ndarray:
         return self.sets.set_stamps_ns[self._picked(sampling)]

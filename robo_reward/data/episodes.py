@@ -21,59 +21,29 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from robo_reward.data.align import nearest_indices, sample_times
+from robo_reward.data.align import sample_times
 from robo_reward.data.video import VideoInfo, probe_video, read_frames
 from robo_reward.errors import InputError
-from robo_reward.types import FrameBatch, Task
+from robo_reward.sync import RecordingSets, synchronise
+from robo_reward.types import Episode, FrameBatch, Sampling, Task
 
 MANIFEST_FORMAT = "robo_reward.episodes/v1"
 OUTCOMES = ("success", "partial", "failure")
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """Which frames of an episode to score: every ``stride``-th, after resampling to ``fps`` if set."""
-
-    stride: int = 1
-    fps: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.stride < 1:
-            raise InputError(f"stride must be >= 1, got {self.stride}")
-        if self.fps is not None and self.fps <= 0:
-            raise InputError(f"fps must be > 0, got {self.fps}")
-
-
-@runtime_checkable
-class Episode(Protocol):
-    """What every source yields: a named episode with a task that produces frame batches."""
-
-    name: str
-    task: Task
-    outcome: str | None
-    metadata: dict[str, Any]
-
-    @property
-    def view_names(self) -> list[str]: ...
-
-    def timestamps(self, sampling: Sampling) -> np.ndarray:
-        """(T,) int64 ns stamps of the samples that :meth:`iter_batches` will yield."""
-        ...
-
-    def iter_batches(self, batch_size: int, sampling: Sampling) -> Iterator[FrameBatch]: ...
-
-
 @dataclass
 class VideoEpisode:
-    """An episode of one video file per view, views aligned by timestamp.
+    """An episode of one video file per view, views synchronised by timestamp.
 
-    The first view is the time reference: each sampled reference frame is matched to
-    the nearest-in-time frame of every other view. Samples outside the time span that
-    all views cover are dropped; a view with no frame in the reference's span is an error.
+    Views are cut into sets by :func:`robo_reward.sync.synchronise` (the live node's
+    approximate-time synchroniser) with ``slop_s`` (default: half the frame period of the
+    fastest view, so views of equal rate pair frame by frame and a slower view is paired
+    with the nearest frame of a faster one). A set's ``frame_index`` is the first view's
+    frame number. A view with no frame in the first view's time span is an error.
     """
 
     name: str
@@ -81,6 +51,7 @@ class VideoEpisode:
     views: dict[str, Path]
     outcome: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    slop_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.views:
@@ -88,6 +59,8 @@ class VideoEpisode:
         self.views = {view: Path(path) for view, path in self.views.items()}
         if self.outcome is not None and self.outcome not in OUTCOMES:
             raise InputError(f"episode '{self.name}': outcome must be one of {OUTCOMES}, got '{self.outcome}'")
+        if self.slop_s is not None and self.slop_s < 0:
+            raise InputError(f"episode '{self.name}': slop must be >= 0 s, got {self.slop_s}")
 
     @property
     def view_names(self) -> list[str]:
@@ -97,25 +70,28 @@ class VideoEpisode:
     def infos(self) -> dict[str, VideoInfo]:
         return {view: probe_video(path) for view, path in self.views.items()}
 
-    def _alignment(self, sampling: Sampling) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    @cached_property
+    def sets(self) -> RecordingSets:
+        """The synchronised frame sets of the views."""
         infos = self.infos
-        reference = infos[self.view_names[0]]
-        picked = sample_times(reference.timestamps_ns, sampling.stride, sampling.fps)
-        ref_stamps = reference.timestamps_ns[picked]
-        keep = np.ones(len(picked), dtype=bool)
+        first = infos[self.view_names[0]]
+        span = first.timestamps_ns[[0, -1]]
         for view, info in infos.items():
             tolerance = int(0.5e9 / info.fps) if info.fps else 0
-            lo, hi = info.timestamps_ns[0] - tolerance, info.timestamps_ns[-1] + tolerance
-            inside = (ref_stamps >= lo) & (ref_stamps <= hi)
-            if not inside.any():
+            if info.timestamps_ns[-1] + tolerance < span[0] or info.timestamps_ns[0] - tolerance > span[1]:
                 raise InputError(
                     f"episode '{self.name}': view '{view}' ({info.path}) has no frames in the time range "
-                    f"{ref_stamps[0] / 1e9:.3f}–{ref_stamps[-1] / 1e9:.3f} s of view '{self.view_names[0]}'"
+                    f"{span[0] / 1e9:.3f}–{span[1] / 1e9:.3f} s of view '{self.view_names[0]}'"
                 )
-            keep &= inside
-        ref_stamps = ref_stamps[keep]
-        indices = {view: nearest_indices(ref_stamps, info.timestamps_ns) for view, info in infos.items()}
-        return ref_stamps, indices
+        fastest = max((info.fps for info in infos.values() if info.fps), default=0.0)
+        slop_s = self.slop_s if self.slop_s is not None else (0.5 / fastest if fastest else 0.0)
+        return synchronise({view: info.timestamps_ns for view, info in infos.items()}, round(slop_s * 1e9),
+                           where=f"episode '{self.name}'")
+
+    def _alignment(self, sampling: Sampling) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        sets = self.sets
+        picked = sample_times(sets.stamps_ns, sampling.stride, sampling.fps)
+        return sets.stamps_ns[picked], {view: index[picked] for view, index in sets.indices.items()}
 
     def timestamps(self, sampling: Sampling) -> np.ndarray:
         return self._alignment(sampling)[0]

@@ -11,10 +11,14 @@ forward pass from the keyframe before the span (no per-frame seeking).
 Writing never touches the input:
 
 * ``lerobot`` — a NEW dataset (LeRobot's own ``modify_features``, which copies the
-  videos) with ``next.reward`` (float32, the shaped reward of s_t → s_{t+1}),
-  ``next.done`` (the episode terminated after this frame: only on a terminated
-  ending, see ``LabelConfig.terminal``), ``next.truncated`` (the recording stopped
-  after this frame) and ``next.success`` (success probability ≥ ½), plus the sidecar;
+  videos) keeping every column of the input as it is, with the model's estimates
+  added as ``<quantity>.robo_reward`` (float32): ``reward.robo_reward`` (the reward of
+  s_t → s_{t+1}), ``progress.robo_reward`` (Φ) and ``success_probability.robo_reward``.
+  Where the input lacks them, ``next.done`` (True on each episode's last frame, the
+  LeRobot convention) and ``next.truncated`` (the recording stopped there rather than
+  terminated, see ``LabelConfig.terminal``) are added. ``next.reward`` gets the model's
+  reward only on request (``replace_reward``); ``next.success`` is never written. Plus
+  the sidecar;
 * ``sidecar`` — only ``progress.parquet`` keyed by ``(episode_index, frame_index)``:
   progress, success probability, uncertainty, reward and per-view progress.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,25 +38,26 @@ import numpy as np
 import pandas as pd
 
 from robo_reward.data.align import sample_times
-from robo_reward.data.episodes import Sampling
 from robo_reward.data.video import open_video
 from robo_reward.errors import InputError, require
-from robo_reward.types import FrameBatch, Task
+from robo_reward.types import FrameBatch, Sampling, Task
 
 if TYPE_CHECKING:
     from robo_reward.labeling import EpisodeLabels, LabelConfig
 
 CAMERA_DTYPES = ("video", "image")
-REWARD_FEATURES = {
-    "next.reward": {"dtype": "float32", "shape": (1,), "names": None},
-    "next.done": {"dtype": "bool", "shape": (1,), "names": None},
-    "next.truncated": {"dtype": "bool", "shape": (1,), "names": None},
-    "next.success": {"dtype": "bool", "shape": (1,), "names": None},
+_FLOAT = {"dtype": "float32", "shape": (1,), "names": None}
+_BOOL = {"dtype": "bool", "shape": (1,), "names": None}
+ESTIMATE_FEATURES = {  # the model's outputs, always written (replacing those of an earlier run)
+    "reward.robo_reward": _FLOAT,
+    "progress.robo_reward": _FLOAT,
+    "success_probability.robo_reward": _FLOAT,
 }
+EPISODE_END_FEATURES = {"next.done": _BOOL, "next.truncated": _BOOL}  # written only where the input lacks them
+REWARD_FEATURE = "next.reward"  # the model's reward goes here only with replace_reward
 SIDECAR_FILE = "progress.parquet"
 DATASET_DIR = "lerobot"
 WRITE_MODES = ("lerobot", "sidecar")
-SUCCESS_THRESHOLD = 0.5
 
 
 @dataclass
@@ -331,14 +337,21 @@ def progress_table(results: Sequence[EpisodeLabels], episodes: Sequence[LeRobotE
 
 @dataclass
 class LeRobotSink:
-    """Writes the labels of one dataset's episodes: a new dataset with rewards, or the sidecar only."""
+    """Writes the labels of one dataset's episodes: a new dataset with rewards, or the sidecar only.
+
+    ``replace_reward`` also writes the model's reward into ``next.reward`` (replacing the
+    dataset's own), for training on it directly.
+    """
 
     episodes: Sequence[LeRobotEpisode]
     mode: str = "lerobot"
+    replace_reward: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in WRITE_MODES:
             raise InputError(f"unknown --write mode '{self.mode}'; choose from {', '.join(WRITE_MODES)}")
+        if self.replace_reward and self.mode != "lerobot":
+            raise InputError("--replace-reward writes next.reward into a new dataset: use it with --write lerobot")
         roots = {e.root for e in self.episodes}
         if len(roots) != 1:
             raise InputError(f"a LeRobot sink writes one dataset at a time, got {sorted(map(str, roots))}")
@@ -367,29 +380,38 @@ class LeRobotSink:
         root = self.episodes[0].root
         repo_id = self.episodes[0].metadata.get("repo_id", f"local/{root.name}")
         source = lerobot_dataset.LeRobotDataset(repo_id, root=root)
-        values = {name: [] for name in REWARD_FEATURES}
+        present = set(source.meta.features)
+        specs = ESTIMATE_FEATURES | {name: spec for name, spec in EPISODE_END_FEATURES.items() if name not in present}
+        if self.replace_reward:
+            specs[REWARD_FEATURE] = _FLOAT
+        # modify_features takes each added column in the order of the rows of the sorted data files
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in specs}
         for path in sorted((root / "data").glob("*/*.parquet")):
-            keys = pq.read_table(path, columns=["episode_index", "frame_index"]).to_pandas()
-            for episode_index, group in keys.groupby("episode_index", sort=False):
-                per_frame = columns[int(episode_index)]
-                for name in REWARD_FEATURES:
-                    values[name].append(per_frame[name][group["frame_index"].to_numpy()])
-        features = {
-            name: (np.concatenate(values[name]).astype(spec["dtype"]), dict(spec))
-            for name, spec in REWARD_FEATURES.items()
-        }
-        existing = [name for name in REWARD_FEATURES if name in source.meta.features]
+            keys = pq.read_table(path, columns=["episode_index", "frame_index"])
+            episode_of_row = keys.column("episode_index").to_numpy()
+            frame_of_row = keys.column("frame_index").to_numpy()
+            for name, spec in specs.items():
+                column = np.empty(len(episode_of_row), dtype=spec["dtype"])
+                for episode_index in np.unique(episode_of_row):
+                    rows = episode_of_row == episode_index
+                    column[rows] = columns[int(episode_index)][name][frame_of_row[rows]]
+                parts[name].append(column)
+        replaced = [name for name in specs if name in present]
+        staging = target.with_name(f".{target.name}.staging")
+        if replaced:  # modify_features refuses to add a feature the dataset has, even one removed in the same call
+            source = dataset_tools.modify_features(source, remove_features=replaced, output_dir=staging,
+                                                   repo_id=f"{repo_id}_staging")
         dataset_tools.modify_features(
             source,
-            add_features=features,
-            remove_features=existing or None,
+            add_features={name: (np.concatenate(parts[name]), dict(spec)) for name, spec in specs.items()},
             output_dir=target,
             repo_id=f"{repo_id}_rewards",
         )
+        shutil.rmtree(staging, ignore_errors=True)
         return target
 
     def _reward_columns(self, results: Sequence[EpisodeLabels]) -> dict[int, dict[str, np.ndarray]]:
-        """episode_index → per-frame arrays (indexed by frame_index) of the reward features."""
+        """episode_index → per-frame arrays (indexed by frame_index) of every feature the sink may write."""
         by_name = {r.episode: r for r in results}
         columns = {}
         for episode in self.episodes:
@@ -403,16 +425,16 @@ class LeRobotSink:
                     "or --write sidecar"
                 )
             size = int(episode.frame_index.max()) + 1
-            order = labels.frame_index
-            reward = np.zeros(size, dtype=np.float32)
-            done, truncated, success = (np.zeros(size, dtype=bool) for _ in range(3))
-            reward[order] = labels.reward
-            success[order] = labels.scores.success >= SUCCESS_THRESHOLD
-            last = int(order[-1])
-            done[last] = labels.terminated
-            truncated[last] = not labels.terminated
-            columns[episode.episode_index] = {
-                "next.reward": reward, "next.done": done, "next.truncated": truncated, "next.success": success,
-            }
+            estimates = {"reward.robo_reward": labels.reward, "progress.robo_reward": labels.scores.progress,
+                         "success_probability.robo_reward": labels.scores.success}
+            per_frame: dict[str, np.ndarray] = {}
+            for name, values in estimates.items():
+                per_frame[name] = np.zeros(size, dtype=np.float32)
+                per_frame[name][labels.frame_index] = values
+            per_frame[REWARD_FEATURE] = per_frame["reward.robo_reward"]
+            per_frame["next.done"], per_frame["next.truncated"] = np.zeros(size, bool), np.zeros(size, bool)
+            per_frame["next.done"][-1] = True
+            per_frame["next.truncated"][-1] = not labels.terminated
+            columns[episode.episode_index] = per_frame
         return columns
 

@@ -12,9 +12,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from robo_reward.data.episodes import OUTCOMES, Episode, episode_from_views, load_manifest
+from robo_reward.data.episodes import OUTCOMES, episode_from_views, load_manifest
 from robo_reward.errors import InputError
-from robo_reward.types import Task
+from robo_reward.types import Episode, Task
 
 if TYPE_CHECKING:
     from robo_reward.labeling import Sink
@@ -111,8 +111,12 @@ class LeRobotDataset:
         group.add_argument("--lerobot-root", type=Path, metavar="DIR",
                            help="where a Hub repo id is downloaded (default: LeRobot's cache)")
         group.add_argument("--write", choices=WRITE_MODES, default="lerobot",
-                           help="with --lerobot: a new dataset with next.reward/next.done/next.success plus the "
+                           help="with --lerobot: a new dataset keeping the input's columns plus the model's "
+                                "reward.robo_reward/progress.robo_reward/success_probability.robo_reward and the "
                                 "progress sidecar (lerobot), or the sidecar progress.parquet only (sidecar)")
+        group.add_argument("--replace-reward", action="store_true",
+                           help="with --write lerobot: also write the model's reward into next.reward, replacing "
+                                "the dataset's own (next.success is never replaced)")
 
     def selected(self, args: argparse.Namespace) -> bool:
         return args.lerobot is not None
@@ -125,7 +129,7 @@ class LeRobotDataset:
     def sinks(self, args: argparse.Namespace, episodes: list[Episode]) -> list[Sink]:
         from robo_reward.data.lerobot import LeRobotSink
 
-        return [LeRobotSink(episodes, mode=args.write)]
+        return [LeRobotSink(episodes, mode=args.write, replace_reward=args.replace_reward)]
 
 
 class Rosbags:

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from robo_reward.data.episodes import Episode
     from robo_reward.labeling import EpisodeLabels, LabelConfig
     from robo_reward.models.base import RewardModel
+    from robo_reward.types import Episode
 
 ENGINES = ("local", "ray")
 

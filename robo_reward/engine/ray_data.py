@@ -8,8 +8,9 @@ The pipeline is ``episodes → decode (CPU actor pool) → score (actor pool) �
   pool it is never fused into the scoring actors, so decoding overlaps scoring;
 * the scoring stage is ``map_batches`` with a callable class: each actor loads the
   model once (from a loader, so that it can build the model on its own GPU) and scores
-  micro-batches (with the episode's first set as ``reference`` for models that want
-  one); it gets ``num_gpus`` when the cluster has GPUs;
+  micro-batches through a :class:`~robo_reward.scoring.Scorer` per episode, whose
+  context is the episode's first set (sent with every micro-batch, since an episode's
+  micro-batches may reach different actors); it gets ``num_gpus`` when the cluster has GPUs;
 * the driver gathers each episode's scored batches and assembles its labels with the
   same code as the local engine, so both give the same numbers.
 
@@ -32,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from robo_reward.data.episodes import Episode
 from robo_reward.errors import ConfigError, InputError, RoboRewardError, require
 from robo_reward.labeling import (
     EpisodeLabels,
@@ -41,6 +41,8 @@ from robo_reward.labeling import (
     pick_thumbnails,
     thumbnail_positions,
 )
+from robo_reward.scoring import Scorer
+from robo_reward.types import Episode, EpisodeContext, Task
 
 if TYPE_CHECKING:
     from robo_reward.models.base import RewardModel
@@ -64,15 +66,14 @@ class DecodeActor:
         config = self.config
         for position in batch["position"]:
             episode = self.episodes[int(position)]
-            number, reference = 0, None
+            number, context = 0, None
             try:
                 keep = thumbnail_positions(len(episode.timestamps(config.sampling)), config.thumbnails)
                 seen = 0
                 for number, frames in enumerate(episode.iter_batches(config.batch_size, config.sampling)):
-                    if reference is None:
-                        reference = frames.select(np.arange(1))  # the episode's first set
+                    context = context or EpisodeContext.starting_with(frames)
                     thumbs = pick_thumbnails(frames, seen, keep)
-                    payload = pickle.dumps((frames, episode.task, reference, thumbs), protocol=5)
+                    payload = pickle.dumps((frames, episode.task, context, thumbs), protocol=5)
                     seen += len(frames)
                     yield _row(position, number, payload=payload)
             except RoboRewardError as exc:
@@ -92,19 +93,29 @@ def _row(
 
 
 class ScoreActor:
-    """Scoring stage: holds one model (loaded once per actor) and scores micro-batches."""
+    """Scoring stage: holds one model (loaded once per actor) and a scorer per recent episode."""
 
-    def __init__(self, loader: ModelLoader) -> None:
+    def __init__(self, loader: ModelLoader, batch_size: int) -> None:
         self.model = loader()
+        self.batch_size = batch_size
+        self.scorers: dict[int, Scorer] = {}
+
+    def _scorer(self, position: int, task: Task, context: EpisodeContext) -> Scorer:
+        if position not in self.scorers:
+            if len(self.scorers) >= 8:  # episodes arrive roughly in order: keep the recent ones
+                del self.scorers[next(iter(self.scorers))]
+            self.scorers[position] = Scorer(self.model, task, self.batch_size)
+            self.scorers[position].begin(context=context)
+        return self.scorers[position]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results, errors = [], list(batch["error"])
         for index, payload in enumerate(batch["payload"]):
             result = b""
             if not errors[index]:
-                frames, task, reference, thumbs = pickle.loads(payload)
+                frames, task, context, thumbs = pickle.loads(payload)
                 try:
-                    scores = self.model.score(frames, task, reference if self.model.wants_reference else None)
+                    scores = self._scorer(int(batch["position"][index]), task, context).score(frames)
                     result = pickle.dumps((scores, frames.timestamps_ns, frames.frame_index, thumbs), protocol=5)
                 except RoboRewardError as exc:
                     errors[index] = pickle.dumps(exc)
@@ -200,7 +211,7 @@ class RayEngine:
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(decoders, len(by_position))),
         )
         scored = decoded.map_batches(
-            ScoreActor, fn_constructor_args=(loader,), batch_size=1, num_cpus=1, num_gpus=gpus,
+            ScoreActor, fn_constructor_args=(loader, config.batch_size), batch_size=1, num_cpus=1, num_gpus=gpus,
             compute=ray.data.ActorPoolStrategy(size=actors),
         )
         gathered: dict[int, dict[int, tuple]] = {p: {} for p in by_position}

@@ -15,6 +15,7 @@ is CLIP's own zero-shot classification between the goal and baseline prompts:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from robo_reward.errors import ConfigError, require
 from robo_reward.fusion import fuse_views
 from robo_reward.models import register_model
 from robo_reward.models.base import RewardModel, as_float_tensor
-from robo_reward.types import FrameBatch, Scores, Task
+from robo_reward.types import EpisodeContext, FrameBatch, Scores, Task
 
 RANDOM_WEIGHTS = "none"
 
@@ -158,7 +159,7 @@ class ClipRewardModel(RewardModel):
             self._prompt_cache[key] = (goal, base)
         return self._prompt_cache[key]
 
-    def _score(self, batch: FrameBatch, task: Task, reference: FrameBatch | None) -> Scores:
+    def _score(self, batch: FrameBatch, task: Task, contexts: Sequence[EpisodeContext] | None) -> Scores:
         goal, base = self.prompt_embeddings(task)
         goal_unit, base_unit = F.normalize(goal, dim=0), F.normalize(base, dim=0)
         per_view: dict[str, np.ndarray] = {}

@@ -29,17 +29,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
 from tqdm.auto import tqdm
 
-from robo_reward.data.episodes import Episode, Sampling
 from robo_reward.errors import ConfigError, InputError
 from robo_reward.fusion import fuse_views
 from robo_reward.models import register_model
 from robo_reward.models.base import LearnedRewardModel
 from robo_reward.models.features import make_features
-from robo_reward.types import FrameBatch, Scores, Task
+from robo_reward.types import Episode, EpisodeContext, FrameBatch, Sampling, Scores, Task
 
 SIGMA_FLOOR = 0.1  # in units of the feature's standard deviation over all demo frames
 
@@ -234,7 +234,7 @@ class PerceptualRewardModel(LearnedRewardModel):
         steps.success_calibration = _fit_logistic(_final_log_ratio(x, steps), (labels == k - 1).astype(float))
         return steps
 
-    def _score(self, batch: FrameBatch, task: Task, reference: FrameBatch | None) -> Scores:
+    def _score(self, batch: FrameBatch, task: Task, contexts: Sequence[EpisodeContext] | None) -> Scores:
         if not self.views:
             raise ConfigError("perceptual model is not fitted: run `robo-reward fit perceptual` or .fit(demos)")
         missing = [v for v in self.views if v not in batch.views]
@@ -267,14 +267,29 @@ class PerceptualRewardModel(LearnedRewardModel):
                 f"cannot save a model fitted on {self.features.spec}: random weights are not reproducible; "
                 "use pixel features or pretrained CLIP weights"
             )
+        # Arrays travel as tensors (same dtype and bits) and scalars as Python floats, so the
+        # checkpoint loads with torch.load(weights_only=True).
         return {
             "task_instruction": self.task_instruction,
-            "views": {view: vars(steps) for view, steps in self.views.items()},
+            "views": {
+                view: {
+                    key: torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray)
+                    else [float(v) for v in value] if key == "success_calibration"
+                    else float(value)
+                    for key, value in vars(steps).items()
+                }
+                for view, steps in self.views.items()
+            },
         }
 
     @classmethod
     def from_state(cls, config: PerceptualConfig, state: dict[str, Any]) -> PerceptualRewardModel:
         model = cls(config)
         model.task_instruction = state["task_instruction"]
-        model.views = {view: ViewSteps(**fields) for view, fields in state["views"].items()}
+        model.views = {}
+        for view, fields in state["views"].items():
+            arrays = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in fields.items()}
+            arrays["temperature"] = float(arrays["temperature"])
+            arrays["success_calibration"] = tuple(float(v) for v in arrays["success_calibration"])
+            model.views[view] = ViewSteps(**arrays)
         return model

@@ -74,7 +74,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from robo_reward.data.episodes import Episode, Sampling
 from robo_reward.errors import ConfigError, InputError
 from robo_reward.fusion import fuse_views
 from robo_reward.metrics import voc
@@ -82,7 +81,7 @@ from robo_reward.models import register_model
 from robo_reward.models.base import LearnedRewardModel
 from robo_reward.models.encoders import make_image_encoder
 from robo_reward.models.text import TextEncoder, make_text_encoder
-from robo_reward.types import FrameBatch, Scores, Task
+from robo_reward.types import Episode, EpisodeContext, FrameBatch, Sampling, Scores, Task
 
 #: Distractor instructions for counterfactual negatives when the demos show fewer tasks.
 DISTRACTORS = (
@@ -226,7 +225,7 @@ class ProgressRewardModel(LearnedRewardModel):
     """Multi-view, language-conditioned, step-aware progress model (GRM / VLAC / RoboReward)."""
 
     config_class = ProgressConfig
-    wants_reference = True
+    uses_context = True
     #: Fields that fix the network's shape: adapting a checkpoint (``--init``) keeps them.
     architecture_fields = ("image_encoder", "text_encoder", "image_size", "channels", "dim", "bins")
 
@@ -238,6 +237,8 @@ class ProgressRewardModel(LearnedRewardModel):
         self.instructions: list[str] = []
         self.goals: dict[str, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, float]] = []
+        self._version = 0  # bumped by fit: keys the encodings cached from contexts and goals
+        self._stored_goal_states: dict[tuple[str, str], torch.Tensor | None] = {}
 
     @property
     def expected_views(self) -> tuple[str, ...]:
@@ -257,59 +258,75 @@ class ProgressRewardModel(LearnedRewardModel):
         feats = torch.cat([self.net.features(prepared[i : i + size], view) for i in range(0, len(prepared), size)])
         return self.net.state(feats, text)
 
-    def _goal(self, task: Task, view: str) -> torch.Tensor | None:
+    def _goal_state(self, task: Task, view: str, text: torch.Tensor,
+                    contexts: Sequence[EpisodeContext]) -> torch.Tensor | None:
+        """(1, D) state of the goal observation of ``view``: ``Task.goal_images``, else the
+        goal frame stored at fit time for the instruction; None when there is neither."""
         if view in task.goal_images:
-            return self._prepare(np.asarray(task.goal_images[view], dtype=np.uint8)[None])
-        return self.goals.get(task.instruction, {}).get(view)
+            key = (id(self), self._version, "goal", view, task.instruction)
+            cache = contexts[0].cache
+            if key not in cache:
+                cache[key] = self._states(self._prepare(np.asarray(task.goal_images[view], np.uint8)[None]), view, text)
+            return cache[key]
+        key = (task.instruction, view)
+        if key not in self._stored_goal_states:
+            goal = self.goals.get(task.instruction, {}).get(view)
+            self._stored_goal_states[key] = None if goal is None else self._states(goal, view, text)
+        return self._stored_goal_states[key]
 
-    def _view_scores(self, prepared: torch.Tensor, view: str, text: torch.Tensor,
-                     anchor: torch.Tensor | None, anchor_ok: torch.Tensor | None,
-                     goal: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
-        """One view's (progress (B,), success (B,)): the mean of the available estimates.
+    def _start_state(self, context: EpisodeContext, view: str, text: torch.Tensor,
+                     instruction: str) -> torch.Tensor | None:
+        """(D,) state of the episode's first set in ``view`` (cached in the context); None if absent."""
+        key = (id(self), self._version, "start", view, instruction)
+        if key not in context.cache:
+            first = context.first
+            usable = view in first.views and bool(first.valid_mask(view)[0])
+            context.cache[key] = self._states(self._prepare(first.views[view]), view, text)[0] if usable else None
+        return context.cache[key]
 
-        ``anchor``: prepared first frame(s) (1 or B, …) with ``anchor_ok`` (1 or B,) bool;
-        ``goal``: a prepared goal frame (1, …); either may be None.
-        """
-        state = self._states(prepared, view, text)
+    def _estimates(self, state: torch.Tensor, start: torch.Tensor | None, start_ok: torch.Tensor | None,
+                   goal: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One view's (progress (B,), success (B,)) from its states (B, D): the mean of the
+        absolute, start-anchored (``start`` (B, D) where ``start_ok`` (B,)) and goal-anchored
+        (``goal`` (1, D)) estimates that are available."""
         logits, success_logit = self.net.absolute_heads(state)
         estimates = [self.net.decode(logits)]
-        if anchor is not None:
-            start = self.net.delta(self._states(anchor, view, text).expand_as(state), state).clamp(0, 1)
-            estimates.append(torch.where(anchor_ok.expand(len(state)), start, torch.nan))
+        if start is not None:
+            estimates.append(torch.where(start_ok, self.net.delta(start, state).clamp(0, 1), torch.nan))
         if goal is not None:
-            goal_state = self._states(goal, view, text).expand_as(state)
-            estimates.append((1.0 - self.net.delta(state, goal_state)).clamp(0, 1))
-        progress = torch.stack(estimates).nanmean(dim=0)
-        return progress.double().numpy(), torch.sigmoid(success_logit).double().numpy()
+            estimates.append((1.0 - self.net.delta(state, goal.expand_as(state))).clamp(0, 1))
+        return torch.stack(estimates).nanmean(dim=0), torch.sigmoid(success_logit)
 
-    def _score(self, batch: FrameBatch, task: Task, reference: FrameBatch | None) -> Scores:
+    def _score(self, batch: FrameBatch, task: Task, contexts: Sequence[EpisodeContext] | None) -> Scores:
         if self.net is None:
             raise ConfigError("progress model is not fitted: run `robo-reward fit progress` or load a checkpoint")
         if not set(self.views) & set(batch.views):
             raise InputError(
-                f"{batch.source or 'batch'}: the progress model was trained on views {self.views}; "
-                f"the batch has {batch.view_names}"
+                f"{batch.source or 'batch'}: the progress model was trained on views {self.views}; the batch has "
+                f"{batch.view_names}. Fit a progress model on a demo recorded with your own cameras (about a minute "
+                "on a CPU): robo-reward fit progress --view NAME=demo.mp4 … --task TEXT --out models/mine.pt, "
+                "then label with --model models/mine.pt (README: 'Your own cameras')"
             )
-        if reference is not None and len(reference) not in (1, len(batch)):
-            raise InputError(f"reference must hold 1 or {len(batch)} samples, got {len(reference)}")
         self.net.eval()
         text = self._text([task.instruction])[0]
         size = len(batch)
+        per_sample = list(contexts) if len(contexts) == size else list(contexts) * size
         per_view, success_views, valid = {}, {}, {}
         for view in self.views:
             valid[view] = batch.valid_mask(view) if view in batch.views else np.zeros(size, dtype=bool)
             if not valid[view].any():
                 per_view[view] = success_views[view] = np.full(size, np.nan)
                 continue
-            anchor = anchor_ok = None
-            if reference is not None and view in reference.views:
-                anchor = self._prepare(reference.views[view])
-                anchor_ok = torch.from_numpy(reference.valid_mask(view))
-            progress, success = self._view_scores(
-                self._prepare(batch.views[view]), view, text, anchor, anchor_ok, self._goal(task, view)
-            )
-            per_view[view] = np.where(valid[view], progress, np.nan)
-            success_views[view] = np.where(valid[view], success, np.nan)
+            state = self._states(self._prepare(batch.views[view]), view, text)
+            starts = [self._start_state(c, view, text, task.instruction) for c in per_sample]
+            start_ok = torch.tensor([s is not None for s in starts])
+            start = None
+            if start_ok.any():
+                blank = torch.zeros(state.shape[1])
+                start = torch.stack([blank if s is None else s for s in starts])
+            progress, success = self._estimates(state, start, start_ok, self._goal_state(task, view, text, per_sample))
+            per_view[view] = np.where(valid[view], progress.double().numpy(), np.nan)
+            success_views[view] = np.where(valid[view], success.double().numpy(), np.nan)
         progress, uncertainty = fuse_views(per_view, valid, source=batch.source, frame_index=batch.frame_index)
         success, _ = fuse_views(success_views, valid, source=batch.source, frame_index=batch.frame_index)
         return Scores(progress=progress, success=success, per_view=per_view, uncertainty=uncertainty)
@@ -340,6 +357,8 @@ class ProgressRewardModel(LearnedRewardModel):
             raise InputError("progress model: no demonstrations to fit from")
         config = self.config
         adapting = self.net is not None
+        self._version += 1
+        self._stored_goal_states.clear()
         torch.manual_seed(config.seed)
         rng = random.Random(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
@@ -447,17 +466,19 @@ class ProgressRewardModel(LearnedRewardModel):
         return torch.stack(losses).sum() / len(picked)
 
     def _validate(self, val: list[CachedEpisode]) -> float:
-        """Mean VOC of the fused progress over validation demos (first frame as reference)."""
+        """Mean VOC of the fused progress over validation demos (their first frame as the start)."""
         self.net.eval()
         values = []
         with torch.inference_mode():
             for demo in val:
                 text = self._text([demo.instruction])[0]
-                per_view = {
-                    view: self._view_scores(frames, view, text, frames[:1], torch.ones(1, dtype=torch.bool),
-                                            self.goals.get(demo.instruction, {}).get(view))[0]
-                    for view, frames in demo.frames.items()
-                }
+                per_view = {}
+                for view, frames in demo.frames.items():
+                    state = self._states(frames, view, text)
+                    goal = self.goals.get(demo.instruction, {}).get(view)
+                    goal_state = None if goal is None else self._states(goal, view, text)
+                    start_ok = torch.ones(len(state), dtype=torch.bool)
+                    per_view[view] = self._estimates(state, state[:1].expand_as(state), start_ok, goal_state)[0].numpy()
                 values.append(voc(fuse_views(per_view)[0]))
         self.net.train()
         finite = [v for v in values if math.isfinite(v)]

@@ -12,6 +12,7 @@ from robo_reward.errors import require
 from robo_reward.models.base import RewardModel
 from robo_reward.rl.vec_reward import info_success
 from robo_reward.rl.video import write_rollout_video
+from robo_reward.scoring import Scorer
 from robo_reward.types import FrameBatch, Task
 
 require("stable_baselines3", "sim", "RL training")
@@ -83,7 +84,7 @@ class SuccessEvalCallback(BaseCallback):
             names = list(frames[0])
             batch = FrameBatch(views={n: np.stack([f[n] for f in frames]) for n in names},
                                timestamps_ns=np.arange(len(frames)), source="eval rollout")
-            curve = self.reward_model.score(batch, self.task).progress.tolist()
+            curve = Scorer(self.reward_model, self.task).score(batch).progress.tolist()
         else:
             curve = [0.0] * len(frames)
         videos = self.out / "videos"

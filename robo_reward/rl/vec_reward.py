@@ -1,11 +1,12 @@
 """A camera reward model in the loop of a stable-baselines3 VecEnv.
 
 Each step, the views of all N envs' next observations — plus the first observation of
-every env that auto-reset — are scored in ONE batch. Rewards are then made by the
-policy-invariant potential shaper (Ng et al. 1999), per env stream, with ``terminated``
-and ``truncated`` kept apart (SB3 reports truncation as ``info["TimeLimit.truncated"]``):
-Φ(s') is zeroed only on true termination, and the new episode's Φ(s0) starts a fresh
-stream, so no reward is shaped across an auto-reset.
+every env that auto-reset — are scored in ONE :class:`~robo_reward.scoring.Scorer` call,
+one episode stream per env: each env's episode context is its episode's first
+observation, exactly as in offline labeling and the live node. Rewards are then made
+per env stream with ``terminated`` and ``truncated`` kept apart (SB3 reports truncation
+as ``info["TimeLimit.truncated"]``): Φ(s') is zeroed only on true termination, and the
+new episode's Φ(s0) starts a fresh stream, so no reward is shaped across an auto-reset.
 
 With ``relabel=True`` nothing is scored during the rollout: views are kept, the learner
 receives the task reward, and :meth:`VecRewardModel.relabel` scores the whole rollout in
@@ -21,16 +22,17 @@ import numpy as np
 
 from robo_reward.errors import ConfigError, require
 from robo_reward.models.base import RewardModel
-from robo_reward.shaping import PotentialShaper, check_gamma
+from robo_reward.scoring import Scorer
+from robo_reward.shaping import REWARD_MODES, SIMULATOR_REWARDS, TRANSFORMS, PotentialShaper, check_gamma
 from robo_reward.types import FrameBatch, Scores, Task
 
 require("stable_baselines3", "sim", "RL training")
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-REWARDS = ("shaped", "progress", "sparse", "dense")
+REWARDS = (*REWARD_MODES, *SIMULATOR_REWARDS)
 """shaped: sparse success + γΦ(s')(1 − terminated) − Φ(s) (policy-invariant);
-progress: Φ(s') alone (VLM-RM; changes the optimal policy);
-sparse: the simulator's success flag (1.0/0.0), no model;
+a transform of robo_reward.shaping.TRANSFORMS (e.g. progress: Φ(s') alone, VLM-RM; these
+change the optimal policy); sparse: the simulator's success flag (1.0/0.0), no model;
 dense: the simulator's own hand-designed reward, no model."""
 
 
@@ -53,8 +55,8 @@ class VecRewardModel(VecEnvWrapper):
 
     The wrapped envs must put their views in ``info["views"]`` (use
     :class:`robo_reward.rl.views.ViewsToInfo`). ``info["progress"]`` and
-    ``info["success_prob"]`` carry the model's output; the simulator's own success flag
-    stays in ``info``.
+    ``info["success_probability"]`` carry the model's output; the simulator's own success
+    flag stays in ``info``.
 
     Args:
         venv: N camera envs.
@@ -63,7 +65,8 @@ class VecRewardModel(VecEnvWrapper):
         gamma: discount of the shaping; must equal the learner's (checked at training start).
         reward: one of :data:`REWARDS`.
         relabel: defer scoring to :meth:`relabel` (off-policy learners only).
-        batch_size: samples per model call when relabeling.
+        batch_size: most samples per model call.
+        rendered_views: the views the envs render (checked against the model's).
     """
 
     def __init__(
@@ -80,7 +83,7 @@ class VecRewardModel(VecEnvWrapper):
         super().__init__(venv)
         if reward not in REWARDS:
             raise ConfigError(f"unknown reward '{reward}'; choose from {', '.join(REWARDS)}")
-        self.uses_model = reward in ("shaped", "progress")
+        self.uses_model = reward in REWARD_MODES
         if self.uses_model and model is None:
             raise ConfigError(f"reward '{reward}' needs a reward model")
         if self.uses_model and rendered_views:
@@ -94,7 +97,8 @@ class VecRewardModel(VecEnvWrapper):
             raise ConfigError("relabel=True only applies to reward='shaped'")
         check_gamma(gamma)
         self.model, self.task, self.gamma, self.reward = model, task, gamma, reward
-        self.relabel_enabled, self.batch_size = relabel, batch_size
+        self.relabel_enabled = relabel
+        self.scorer = Scorer(model, task, batch_size, self.num_envs) if self.uses_model else None
         self.shaper = PotentialShaper(gamma, self.num_envs)
         self._pending: list[_PendingStep] = []
         self._step_count = 0
@@ -104,25 +108,21 @@ class VecRewardModel(VecEnvWrapper):
         if self.reward == "shaped":
             check_gamma(self.gamma, learner_gamma)
 
-    def _score(self, views: list[dict[str, np.ndarray]]) -> Scores:
+    def _score(self, views: list[dict[str, np.ndarray]], streams: np.ndarray, starts: np.ndarray) -> Scores:
         names = list(views[0])
         batch = FrameBatch(
             views={n: np.stack([v[n] for v in views]) for n in names},
             timestamps_ns=np.full(len(views), self._step_count, dtype=np.int64),
             source=f"env step {self._step_count}",
         )
-        return self.model.score(batch, self.task)
-
-    def _score_many(self, views: list[dict[str, np.ndarray]]) -> np.ndarray:
-        return np.concatenate(
-            [self._score(views[i : i + self.batch_size]).progress for i in range(0, len(views), self.batch_size)]
-        )
+        return self.scorer.score(batch, streams, starts)
 
     def reset(self) -> Any:
         obs = self.venv.reset()
         if self.uses_model:
             views = [self.venv.reset_infos[i]["views"] for i in range(self.num_envs)]
-            self.shaper.reset(self._score(views).progress)
+            streams = np.arange(self.num_envs)
+            self.shaper.reset(self._score(views, streams, np.ones(self.num_envs, dtype=bool)).progress)
         self._pending = []
         return obs
 
@@ -142,17 +142,18 @@ class VecRewardModel(VecEnvWrapper):
         if self.relabel_enabled:
             self._pending.append(_PendingStep(next_views, reset_views, success, terminated, truncated))
             return obs, success.astype(np.float32), dones, infos
-        scores = self._score(next_views + [reset_views[i] for i in done_envs])
+        streams, starts = _stream_layout(self.num_envs, done_envs)
+        scores = self._score(next_views + [reset_views[i] for i in done_envs], streams, starts)
         phi_next = scores.progress[: self.num_envs]
-        if self.reward == "shaped":
-            rewards = self.shaper.step(phi_next, success, terminated, truncated)
-            if len(done_envs):
-                self.shaper.reset(scores.progress[self.num_envs :], streams=done_envs)
-        else:
-            rewards = phi_next
+        phi = self.shaper.potential
+        shaped = self.shaper.step(phi_next, success, terminated, truncated)
+        if len(done_envs):
+            self.shaper.reset(scores.progress[self.num_envs :], streams=done_envs)
+        rewards = shaped if self.reward == "shaped" else TRANSFORMS[self.reward](
+            phi, phi_next, scores.success[: self.num_envs])
         for i, info in enumerate(infos):
             info["progress"] = float(phi_next[i])
-            info["success_prob"] = float(scores.success[i])
+            info["success_probability"] = float(scores.success[i])
         return obs, rewards.astype(np.float32), dones, infos
 
     def relabel(self) -> np.ndarray:
@@ -164,10 +165,14 @@ class VecRewardModel(VecEnvWrapper):
         if not steps:
             return np.zeros((0, self.num_envs), dtype=np.float32)
         flat: list[dict[str, np.ndarray]] = []
+        streams, starts = [], []
         for step in steps:
-            flat += step.next_views
-            flat += [step.reset_views[i] for i in sorted(step.reset_views)]
-        progress = self._score_many(flat)
+            resets = sorted(step.reset_views)
+            flat += step.next_views + [step.reset_views[i] for i in resets]
+            layout = _stream_layout(self.num_envs, np.array(resets, dtype=np.int64))
+            streams.append(layout[0])
+            starts.append(layout[1])
+        progress = self._score(flat, np.concatenate(streams), np.concatenate(starts)).progress
         rewards = np.empty((len(steps), self.num_envs), dtype=np.float32)
         cursor = 0
         for t, step in enumerate(steps):
@@ -179,3 +184,11 @@ class VecRewardModel(VecEnvWrapper):
                 self.shaper.reset(progress[cursor : cursor + len(resets)], streams=np.array(resets))
                 cursor += len(resets)
         return rewards
+
+
+def _stream_layout(num_envs: int, reset_envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(streams, starts) of one step's samples: the N next observations, then the first
+    observations of the envs that auto-reset, each starting a new episode of its env."""
+    streams = np.concatenate([np.arange(num_envs), np.asarray(reset_envs, dtype=np.int64)])
+    starts = np.concatenate([np.zeros(num_envs, dtype=bool), np.ones(len(reset_envs), dtype=bool)])
+    return streams, starts

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from robo_reward.data.episodes import Sampling
 from robo_reward.models.base import RewardModel
 from robo_reward.ros2.messages import image_message
 from robo_reward.ros2.transport import Publisher
-from robo_reward.types import FrameBatch, Task
+from robo_reward.types import FrameBatch, Sampling, Task
 
 BACKGROUNDS = ((90, 90, 90), (60, 80, 110), (110, 80, 60), (70, 110, 70))
 PATTERN_TASK = "slide the red square across"

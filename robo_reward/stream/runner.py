@@ -10,7 +10,7 @@ thread; one worker thread (:meth:`~LiveRewardStream.start`) decodes, scores and 
 
 Degradation instead of failure:
 
-* a stale or missing view (see :mod:`robo_reward.stream.sync`) or one whose frame does
+* a stale or missing view (see :mod:`robo_reward.sync`) or one whose frame does
   not decode is passed to the model with ``view_valid`` False: the model fuses the other
   views and reports a higher uncertainty, and the record flags the view;
 * a model error yields records with ``valid`` False and the error in ``status``; a
@@ -38,10 +38,11 @@ import numpy as np
 
 from robo_reward.errors import ConfigError
 from robo_reward.models.base import RewardModel
+from robo_reward.scoring import Scorer
 from robo_reward.shaping import PotentialShaper, check_gamma
 from robo_reward.stream.queues import DropOldestQueue
 from robo_reward.stream.stats import LatencyWindow, RateMeter
-from robo_reward.stream.sync import ApproximateTimeSync, SyncedSet
+from robo_reward.sync import ApproximateTimeSync, SyncedSet
 from robo_reward.types import FrameBatch, Scores, Task
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class LiveRewardStream:
         self._pending: DropOldestQueue[_Pending] = DropOldestQueue(config.max_pending)
         self._task = task
         self._new_episode = False
-        self._reference: FrameBatch | None = None  # the episode's first set, for models that want it
+        self._scorer = Scorer(model, task, batch_size=config.max_batch)
         self._shaper = PotentialShaper(config.gamma)
         self._episode = 0
         self._step = 0
@@ -285,9 +286,9 @@ class LiveRewardStream:
                 self._episode += 1
                 self._step = 0
                 self._shaper_ready = False
-                self._reference = None
+                self._scorer.set_task(task)
         decoded = [self._decode(p) for p in pending]
-        results = self._score(decoded, task)
+        results = self._score(decoded)
         for item, (scores, error) in zip(decoded, results):
             self._emit(item, task, scores, error)
         self.batches += 1
@@ -310,26 +311,24 @@ class LiveRewardStream:
                 self.reject(view, str(exc))
         return _Decoded(pending, images, notes)
 
-    def _score(self, decoded: Sequence[_Decoded], task: Task) -> list[tuple[Scores | None, str]]:
+    def _score(self, decoded: Sequence[_Decoded]) -> list[tuple[Scores | None, str]]:
         """Per set: (scores of that one set, "") or (None, the error)."""
         results: list[tuple[Scores | None, str]] = [(None, "no usable view") for _ in decoded]
         usable = [i for i, d in enumerate(decoded) if any(img is not None for img in d.images.values())]
         for run in _shape_runs([decoded[i] for i in usable]):
             indices = [usable[i] for i in run]
             batch = self._batch([decoded[i] for i in indices])
-            for offset, outcome in enumerate(self._score_batch(batch, task)):
+            for offset, outcome in enumerate(self._score_batch(batch)):
                 results[indices[offset]] = outcome
         return results
 
-    def _score_batch(self, batch: FrameBatch, task: Task) -> list[tuple[Scores | None, str]]:
+    def _score_batch(self, batch: FrameBatch) -> list[tuple[Scores | None, str]]:
         start = time.perf_counter()
-        if self.model.wants_reference and self._reference is None:
-            self._reference = batch.select(np.arange(1))
         try:
-            scores = self.model.score(batch, task, self._reference)
+            scores = self._scorer.score(batch)
         except Exception as exc:  # noqa: BLE001 - any model failure must not stop the stream
             if len(batch) > 1:
-                return [o for i in range(len(batch)) for o in self._score_batch(batch.select(slice(i, i + 1)), task)]
+                return [o for i in range(len(batch)) for o in self._score_batch(batch.select(slice(i, i + 1)))]
             self.model_errors += 1
             if self.model_errors <= 3 or self.model_errors % 100 == 0:
                 log.warning("model error #%d (set stamped %d): %s", self.model_errors, int(batch.timestamps_ns[0]), exc)

@@ -1,4 +1,9 @@
-"""Approximate time synchronisation of N streams by stamp, tolerant of stale streams.
+"""The one multi-view synchroniser: approximate time synchronisation of N streams by stamp.
+
+It serves the live node (:class:`ApproximateTimeSync`, fed message by message) and
+every recording (:func:`synchronise`, which feeds a recording's stamps to the same class
+in stamp order, so a bag or a set of video files is cut into exactly the sets a live
+node would have formed from the same messages).
 
 Like ``message_filters.ApproximateTimeSynchronizer`` (its Python implementation): each
 stream keeps a bounded queue of its newest messages; a set is emitted greedily as soon
@@ -20,11 +25,14 @@ pivot, and older ones are dropped. The set's stamp is the pivot, its newest memb
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+import heapq
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from robo_reward.errors import ConfigError
+import numpy as np
+
+from robo_reward.errors import ConfigError, InputError
 
 T = TypeVar("T")
 
@@ -163,3 +171,63 @@ class ApproximateTimeSync(Generic[T]):
             self.counters.degraded_sets += bool(stale)
             sets.append(SyncedSet(pivot, chosen, stamps))
         return sets
+
+
+@dataclass(frozen=True)
+class RecordingSets:
+    """The synchronised sets of a recording.
+
+    Attributes:
+        stamps_ns: (S,) int64 stamp of each set (its newest member's), increasing.
+        indices: view → (S,) int64 position of each set's message in that view's stamps.
+    """
+
+    stamps_ns: np.ndarray
+    indices: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.stamps_ns)
+
+
+NEVER_STALE_NS = 1 << 62
+
+
+def synchronise(stamps_ns: Mapping[str, np.ndarray], slop_ns: int, where: str = "recording") -> RecordingSets:
+    """Cut a recording's per-view message stamps into synchronised sets.
+
+    The messages of all views are fed to :class:`ApproximateTimeSync` in stamp order (ties
+    in view order), as a live node receives them; offline no view goes stale, so every
+    set holds one message of every view within ``slop_ns`` of each other.
+
+    Args:
+        stamps_ns: view → (N_view,) int64 stamps, in the view's message order (need not be sorted).
+        slop_ns: largest stamp difference within a set, ns.
+        where: names the recording in errors.
+
+    Raises InputError naming the recording and views when no set can be formed.
+    """
+    views = list(stamps_ns)
+    arrays = {v: np.asarray(stamps_ns[v], dtype=np.int64) for v in views}
+    empty = [v for v in views if len(arrays[v]) == 0]
+    if empty:
+        raise InputError(f"{where}: view(s) {empty} have no messages")
+    longest = max(len(a) for a in arrays.values())
+    sync: ApproximateTimeSync[int] = ApproximateTimeSync(views, longest, slop_ns, NEVER_STALE_NS)
+    streams = [_in_stamp_order(arrays[v], rank, v) for rank, v in enumerate(views)]
+    set_stamps, picked = [], {v: [] for v in views}
+    for stamp, _, index, view in heapq.merge(*streams):
+        for found in sync.add(view, stamp, index):
+            set_stamps.append(found.stamp_ns)
+            for v in views:
+                picked[v].append(found.items[v])
+    if not set_stamps:
+        spans = ", ".join(f"'{v}' {arrays[v].min() / 1e9:.3f}–{arrays[v].max() / 1e9:.3f} s" for v in views)
+        raise InputError(f"{where}: no set of messages within {slop_ns / 1e9:g} s across views ({spans})")
+    return RecordingSets(np.array(set_stamps, dtype=np.int64),
+                         {v: np.array(picked[v], dtype=np.int64) for v in views})
+
+
+def _in_stamp_order(stamps: np.ndarray, rank: int, view: str) -> list[tuple[int, int, int, str]]:
+    """(stamp, view rank, message position, view) of one view's messages, sorted by stamp."""
+    order = np.argsort(stamps, kind="stable")
+    return [(int(stamp), rank, int(i), view) for stamp, i in zip(stamps[order].tolist(), order.tolist())]

@@ -1,0 +1,104 @@
+"""The one scorer: samples of one or many episode streams → model batches → checked Scores.
+
+Every path that scores frames goes through :class:`Scorer`: offline labeling (local and
+Ray), the live reward node and the simulation reward wrappers. It does three jobs so
+that no caller can get them wrong:
+
+* **context** — it keeps one :class:`~robo_reward.types.EpisodeContext` per stream (an
+  env of a VecEnv, a camera rig, an episode being labeled) and passes it with every
+  sample; a sample marked as an episode start, or the first sample of a stream that has
+  none, becomes its stream's context (the episode's first set);
+* **batching** — whatever the caller hands over is scored in model calls of at most
+  ``batch_size`` samples, each sample with its own stream's context;
+* **output checks** — :meth:`RewardModel.score` refuses non-finite or misshapen output,
+  naming the frames.
+
+Shaping stays in :mod:`robo_reward.shaping` (one formula, used per step online and per
+episode offline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from robo_reward.errors import ConfigError
+from robo_reward.models.base import RewardModel
+from robo_reward.types import EpisodeContext, FrameBatch, Scores, Task
+
+
+class Scorer:
+    """Score samples of ``num_streams`` parallel episode streams with one model.
+
+    Args:
+        model: the reward model.
+        task: what to reward (change it with :meth:`set_task`, which starts new episodes).
+        batch_size: most samples per model call.
+        num_streams: parallel episode streams (1 for one recording or one robot).
+    """
+
+    def __init__(self, model: RewardModel, task: Task, batch_size: int = 64, num_streams: int = 1) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if num_streams < 1:
+            raise ConfigError(f"num_streams must be >= 1, got {num_streams}")
+        self.model = model
+        self.task = task
+        self.batch_size = batch_size
+        self._contexts: list[EpisodeContext | None] = [None] * num_streams
+
+    @property
+    def num_streams(self) -> int:
+        return len(self._contexts)
+
+    def context(self, stream: int = 0) -> EpisodeContext | None:
+        """The episode context of ``stream`` (None before its first sample)."""
+        return self._contexts[stream]
+
+    def begin(self, streams: Sequence[int] | None = None, context: EpisodeContext | None = None) -> None:
+        """Start new episodes on ``streams`` (default: all): their next sample becomes their
+        first set, unless ``context`` gives the new episodes' context explicitly."""
+        for stream in range(self.num_streams) if streams is None else streams:
+            self._contexts[int(stream)] = context
+
+    def set_task(self, task: Task) -> None:
+        """Score with ``task`` from now on; every stream starts a new episode."""
+        self.task = task
+        self.begin()
+
+    def score(
+        self,
+        batch: FrameBatch,
+        streams: Sequence[int] | np.ndarray | None = None,
+        starts: Sequence[bool] | np.ndarray | None = None,
+    ) -> Scores:
+        """Score every sample of ``batch``, in order → Scores of shape (B,).
+
+        Args:
+            batch: B samples.
+            streams: (B,) the stream of each sample (default: all stream 0).
+            starts: (B,) True where a sample is the first set of a new episode of its stream.
+        """
+        size = len(batch)
+        if size == 0:
+            raise ConfigError(f"{batch.source or 'batch'}: nothing to score")
+        streams = np.zeros(size, dtype=np.int64) if streams is None else np.asarray(streams, dtype=np.int64)
+        starts = np.zeros(size, dtype=bool) if starts is None else np.asarray(starts, dtype=bool)
+        if streams.shape != (size,) or starts.shape != (size,):
+            raise ConfigError(f"streams and starts need one entry per sample ({size})")
+        if size and (streams.min() < 0 or streams.max() >= self.num_streams):
+            raise ConfigError(f"stream ids must be in [0, {self.num_streams}), got {sorted(set(streams.tolist()))}")
+        contexts: list[EpisodeContext] = []
+        for i, stream in enumerate(streams.tolist()):
+            if starts[i] or self._contexts[stream] is None:
+                self._contexts[stream] = EpisodeContext.starting_with(batch, i)
+            contexts.append(self._contexts[stream])
+        parts = []
+        for begin in range(0, size, self.batch_size):
+            chunk = slice(begin, min(begin + self.batch_size, size))
+            part = batch if chunk == slice(0, size) else batch.select(chunk)
+            chunk_contexts = contexts[chunk]
+            context = chunk_contexts[0] if all(c is chunk_contexts[0] for c in chunk_contexts) else chunk_contexts
+            parts.append(self.model.score(part, self.task, context if self.model.uses_context else None))
+        return Scores.concat(parts)
