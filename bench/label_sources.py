@@ -68,7 +68,7 @@ def synthetic_bag(path: Path, seconds: float = 20.0) -> tuple[Path, dict[str, st
     """A .mcap bag: front camera 30 Hz rgb8, wrist camera 15 Hz jpeg (header stamps = receive times)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from robo_reward.ros2.images import rgb_to_compressed, rgb_to_raw
+    from robo_reward.interfaces.images import rgb_to_compressed, rgb_to_raw
 
     store = ros2_typestore()
     types = store.types

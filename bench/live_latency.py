@@ -34,7 +34,7 @@ import torch
 from robo_reward.assets import DEFAULT_MODEL
 from robo_reward.models import load_model
 from robo_reward.ros2.dds import DdsTransport
-from robo_reward.ros2.messages import image_message
+from robo_reward.interfaces.messages import image_message
 from robo_reward.ros2.pattern import pattern_camera_process, pattern_image
 from robo_reward.types import FrameBatch, Task
 

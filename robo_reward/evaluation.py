@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robo_reward.data.atomic import atomic_path
+from robo_reward.atomic import atomic_path
 from robo_reward.errors import InputError
 from robo_reward.metrics import auroc, completion_accuracy, voc
 

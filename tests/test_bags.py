@@ -18,9 +18,9 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from robo_reward.cli import main
 from robo_reward.data.bags import BagEpisode
+from robo_reward.interfaces.images import RAW_ENCODINGS, rgb_to_compressed, rgb_to_raw
+from robo_reward.interfaces.messages import REWARD_MSG, REWARD_TYPE
 from robo_reward.models import load_model
-from robo_reward.ros2.images import RAW_ENCODINGS, rgb_to_compressed, rgb_to_raw
-from robo_reward.ros2.messages import REWARD_MSG, REWARD_TYPE
 from robo_reward.types import Sampling, Task
 
 REPO = Path(__file__).resolve().parents[1]

@@ -34,9 +34,9 @@ import pytest
 
 pytest.importorskip("cyclonedds")
 
+from robo_reward.interfaces.messages import CompressedImageMessage, image_message
 from robo_reward.models import load_model
 from robo_reward.ros2.dds import DdsTransport
-from robo_reward.ros2.messages import CompressedImageMessage, image_message
 from robo_reward.ros2.pattern import (
     PATTERN_TASK,
     fit_pattern_model,

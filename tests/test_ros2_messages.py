@@ -14,14 +14,14 @@ import pytest
 from PIL import Image
 
 from robo_reward.errors import ConfigError, InputError
-from robo_reward.ros2.images import (
+from robo_reward.interfaces.images import (
     RAW_ENCODINGS,
     compressed_to_rgb,
     raw_to_rgb,
     rgb_to_compressed,
     rgb_to_raw,
 )
-from robo_reward.ros2.messages import REWARD_MSG, REWARD_TYPE, join_stamp, split_stamp
+from robo_reward.interfaces.messages import REWARD_MSG, REWARD_TYPE, join_stamp, split_stamp
 
 pytest.importorskip("cyclonedds")
 rosbags_typesys = pytest.importorskip("rosbags.typesys")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from robo_reward.errors import ConfigError
-from robo_reward.ros2.messages import image_message
+from robo_reward.interfaces.messages import image_message
 from robo_reward.ros2.node import NodeConfig, RewardNode, parse_cameras
 from robo_reward.ros2.pattern import fit_pattern_model, pattern_image
 from robo_reward.ros2.transport import Publisher, Transport, resolve_topic

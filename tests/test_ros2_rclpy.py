@@ -24,10 +24,10 @@ pytest.importorskip("cyclonedds")
 
 from rosbags.interfaces import Nodetype
 
+from robo_reward.interfaces.images import rgb_to_raw
+from robo_reward.interfaces.messages import REWARD_MSG, REWARD_TYPE
 from robo_reward.ros2 import dds_types
 from robo_reward.ros2.entry_points import REWARD_PARAMETERS, _on_set_parameters, reward_node_main
-from robo_reward.ros2.images import rgb_to_raw
-from robo_reward.ros2.messages import REWARD_MSG, REWARD_TYPE
 from robo_reward.ros2.pattern import fit_pattern_model, pattern_image
 
 TYPES = ["builtin_interfaces/msg/Time", "std_msgs/msg/Header", "std_msgs/msg/String", "std_msgs/msg/Empty",
@@ -303,7 +303,7 @@ def test_bad_parameters_exit_2(ros):
 
 
 def test_transport_publishers_and_subscribers_round_trip(ros):
-    from robo_reward.ros2.messages import CompressedImageMessage, JointStateMessage
+    from robo_reward.interfaces.messages import CompressedImageMessage, JointStateMessage
     from robo_reward.ros2.rclpy_transport import RclpyTransport
 
     transport = RclpyTransport.create("sim_robot", domain_id=7, localhost_only=True)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from robo_reward.data.atomic import atomic_dir
+from robo_reward.atomic import atomic_dir
 from robo_reward.envs.metaworld import (
     INSTRUCTIONS,
     ScriptedEpisode,

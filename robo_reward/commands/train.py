@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     import typing
     from dataclasses import fields
 
-    from robo_reward.commands._common import coerce_option
     from robo_reward.errors import ConfigError
+    from robo_reward.models.options import coerce_option
     from robo_reward.rl.train import TrainArgs, final_success, train
 
     hints = typing.get_type_hints(TrainArgs)

@@ -2,7 +2,7 @@
 
 One bag is one episode. The user names its camera topics (view → topic); each holds
 ``sensor_msgs/msg/Image`` or ``sensor_msgs/msg/CompressedImage`` messages, decoded by
-:mod:`robo_reward.ros2.images`. Cameras are synchronised by header stamp: every image
+:mod:`robo_reward.interfaces.images`. Cameras are synchronised by header stamp: every image
 are cut into sets by :func:`robo_reward.sync.synchronise` — the live node's
 approximate-time synchroniser fed the bag's messages in stamp order — so a bag yields
 the sets a live node would have scored; every image of a set lies within ``slop``
@@ -40,7 +40,7 @@ from robo_reward.sync import synchronise
 from robo_reward.types import FrameBatch, Sampling, Task
 
 if TYPE_CHECKING:
-    from robo_reward.labeling import EpisodeLabels, LabelConfig
+    from robo_reward.labels import EpisodeLabels, LabelConfig
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -96,7 +96,7 @@ def ros2_typestore() -> Any:
     """A ROS 2 typestore that also knows ``robo_reward_msgs/msg/Reward`` (from its .msg text)."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-    from robo_reward.ros2.messages import REWARD_MSG, REWARD_TYPE
+    from robo_reward.interfaces.messages import REWARD_MSG, REWARD_TYPE
 
     store = get_typestore(Stores.LATEST)
     store.register(get_types_from_msg(REWARD_MSG, REWARD_TYPE))
@@ -305,7 +305,7 @@ def _stack(frames: list[np.ndarray], path: Path, topic: str, numbers: np.ndarray
 
 def decode_image(store: Any, raw: bytes | memoryview, msgtype: str, where: str) -> np.ndarray:
     """One Image / CompressedImage message (CDR bytes) → uint8 RGB (H, W, 3); errors name ``where``."""
-    from robo_reward.ros2.images import compressed_to_rgb, raw_to_rgb
+    from robo_reward.interfaces.images import compressed_to_rgb, raw_to_rgb
 
     try:
         msg = store.deserialize_cdr(raw, msgtype)
@@ -356,7 +356,7 @@ class BagSink:
     def _write_bag(self, episode: BagEpisode, labels: EpisodeLabels, target: Path, run: Mapping[str, Any]) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        from robo_reward.ros2.messages import REWARD_TYPE
+        from robo_reward.interfaces.messages import REWARD_TYPE
 
         store = ros2_typestore()
         rewards = reward_messages(episode, labels, run, store)
@@ -411,7 +411,7 @@ def reward_messages(
     The receive time is the latest receive time among the set's images; ``header.stamp``
     the set's stamp; ``source_stamps`` each view's image stamp.
     """
-    from robo_reward.ros2.messages import REWARD_TYPE, split_stamp
+    from robo_reward.interfaces.messages import REWARD_TYPE, split_stamp
 
     types = store.types
     reward_cls, header_cls, time_cls = types[REWARD_TYPE], types["std_msgs/msg/Header"], types[

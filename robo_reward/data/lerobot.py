@@ -43,7 +43,7 @@ from robo_reward.errors import InputError, require
 from robo_reward.types import FrameBatch, Sampling, Task
 
 if TYPE_CHECKING:
-    from robo_reward.labeling import EpisodeLabels, LabelConfig
+    from robo_reward.labels import EpisodeLabels, LabelConfig
 
 CAMERA_DTYPES = ("video", "image")
 _FLOAT = {"dtype": "float32", "shape": (1,), "names": None}

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:
-    from robo_reward.labeling import EpisodeLabels
+    from robo_reward.labels import EpisodeLabels
 
 OUTCOME_COLORS = {"success": "#2a9d8f", "partial": "#e9c46a", "failure": "#e76f51", None: "#6c757d"}
 

@@ -17,7 +17,7 @@ from robo_reward.errors import InputError
 from robo_reward.types import Episode, Task
 
 if TYPE_CHECKING:
-    from robo_reward.labeling import Sink
+    from robo_reward.labels import Sink
 
 
 class Source(Protocol):

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from robo_reward.data.atomic import atomic_path
+from robo_reward.atomic import atomic_path
 from robo_reward.errors import InputError
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from robo_reward.labeling import EpisodeLabels, LabelConfig
+    from robo_reward.labels import EpisodeLabels, LabelConfig
     from robo_reward.models.base import RewardModel
     from robo_reward.types import Episode
 

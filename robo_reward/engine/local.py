@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
-from robo_reward.labeling import EpisodeLabels, LabelConfig, label_episode
+from robo_reward.labels import EpisodeLabels, LabelConfig, label_episode
 from robo_reward.models.base import RewardModel
 from robo_reward.types import Episode
 

@@ -34,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from robo_reward.errors import ConfigError, InputError, RoboRewardError, require
-from robo_reward.labeling import (
+from robo_reward.labels import (
     EpisodeLabels,
     LabelConfig,
     assemble_labels,

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from robo_reward.data.atomic import atomic_path
+from robo_reward.atomic import atomic_path
 from robo_reward.errors import InputError
-from robo_reward.labeling import EpisodeLabels
+from robo_reward.labels import EpisodeLabels
 from robo_reward.types import Scores
 
 FORMAT = "robo_reward.label-work/v1"

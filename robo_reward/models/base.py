@@ -127,7 +127,7 @@ class LearnedRewardModel(RewardModel):
         ``torch.load(weights_only=True)`` accepts); a state that is not is refused before
         anything is written, so every checkpoint saved here can be loaded safely.
         """
-        from robo_reward.data.atomic import atomic_path
+        from robo_reward.atomic import atomic_path
 
         path = Path(path)
         payload = {

@@ -2,7 +2,7 @@
 
 * :mod:`~robo_reward.ros2.node` — the reward node (transport-agnostic), on top of
   :mod:`robo_reward.stream`;
-* :mod:`~robo_reward.ros2.messages`, :mod:`~robo_reward.ros2.images` — neutral messages
+* :mod:`~robo_reward.interfaces.messages`, :mod:`~robo_reward.interfaces.images` — neutral messages
   and image decoding;
 * :mod:`~robo_reward.ros2.dds` — plain Cyclone DDS speaking ROS 2, no ROS install needed
   (its types in :mod:`~robo_reward.ros2.dds_types`);

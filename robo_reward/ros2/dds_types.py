@@ -7,7 +7,7 @@ in order. ``uint8[]`` payloads are declared ``bytes`` here: identical on the wir
 path for images). A test proves every struct's CDR bytes equal those of ``rosbags``'
 ROS 2 serializer.
 
-``robo_reward_msgs/msg/Reward`` is built from :data:`~robo_reward.ros2.messages.REWARD_MSG`,
+``robo_reward_msgs/msg/Reward`` is built from :data:`~robo_reward.interfaces.messages.REWARD_MSG`,
 the text of ``Reward.msg``, by :func:`struct_from_msg`.
 
 Importing this module needs ``cyclonedds`` (extra ``ros2``).
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robo_reward.errors import ConfigError, require
-from robo_reward.ros2.messages import REWARD_MSG, REWARD_TYPE
+from robo_reward.interfaces.messages import REWARD_MSG, REWARD_TYPE
 
 require("cyclonedds", "ros2", "the DDS transport")
 

@@ -8,7 +8,6 @@ read at start-up.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import threading
@@ -79,7 +78,7 @@ def _run_until_shutdown(runnable: Any, transport: Any) -> int:
 def reward_node_main(args: Sequence[str] | None = None) -> int:
     """Run the reward node on rclpy until shutdown; returns the exit code (2: bad parameters)."""
     from robo_reward.assets import DEFAULT_MODEL
-    from robo_reward.commands._common import model_from_args
+    from robo_reward.models.options import load_model_from_text
     from robo_reward.ros2.node import NodeConfig, RewardNode
     from robo_reward.ros2.rclpy_transport import RclpyTransport
 
@@ -101,8 +100,7 @@ def reward_node_main(args: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(p["torch_threads"])
-        model = model_from_args(argparse.Namespace(
-            model=model_spec, arch=None, pretrained=None, alpha=None, device=None, option=_items(p["model_options"])))
+        model = load_model_from_text(model_spec, _items(p["model_options"]))
     except RoboRewardError as exc:
         node.get_logger().fatal(f"cannot start: {exc}")
         transport.close()

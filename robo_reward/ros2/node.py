@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robo_reward.errors import ConfigError, InputError
+from robo_reward.interfaces.messages import CompressedImageMessage, ImageMessage
 from robo_reward.models.base import RewardModel
-from robo_reward.ros2.messages import CompressedImageMessage, ImageMessage
 from robo_reward.ros2.transport import Transport, resolve_topic
 from robo_reward.stream.runner import LiveRewardStream, StreamConfig
 from robo_reward.types import Task

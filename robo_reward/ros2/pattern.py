@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from robo_reward.interfaces.messages import image_message
 from robo_reward.models.base import RewardModel
-from robo_reward.ros2.messages import image_message
 from robo_reward.ros2.transport import Publisher
 from robo_reward.types import FrameBatch, Sampling, Task
 

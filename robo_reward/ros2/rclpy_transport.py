@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from robo_reward.errors import DependencyNotInstalled
-from robo_reward.ros2.messages import (
+from robo_reward.interfaces.messages import (
     CompressedImageMessage,
     ImageMessage,
     JointStateMessage,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robo_reward.errors import ConfigError
-from robo_reward.ros2.messages import JointStateMessage, image_message
+from robo_reward.interfaces.messages import JointStateMessage, image_message
 from robo_reward.ros2.transport import Transport
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 A :class:`Transport` subscribes and publishes the few message types the reward node and
 the simulated robot use, converting between its native messages and the neutral ones of
-:mod:`robo_reward.ros2.messages`. Camera topics use the sensor-data QoS (best effort,
+:mod:`robo_reward.interfaces.messages`. Camera topics use the sensor-data QoS (best effort,
 keep last 5, volatile); every other topic the ROS 2 default (reliable, keep last 10,
 volatile), so that either side matches ordinary ROS 2 publishers and subscribers.
 
@@ -23,7 +23,12 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from robo_reward.errors import ConfigError
-from robo_reward.ros2.messages import CompressedImageMessage, ImageMessage, JointStateMessage, join_stamp
+from robo_reward.interfaces.messages import (
+    CompressedImageMessage,
+    ImageMessage,
+    JointStateMessage,
+    join_stamp,
+)
 from robo_reward.stream.runner import RewardRecord
 
 M = TypeVar("M")

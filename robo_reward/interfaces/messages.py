@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robo_reward.ros2.images import compressed_to_rgb, raw_to_rgb, rgb_to_compressed, rgb_to_raw
+from robo_reward.interfaces.images import compressed_to_rgb, raw_to_rgb, rgb_to_compressed, rgb_to_raw
 
 #: The text of ``robo_reward_msgs/msg/Reward.msg`` (``ros2_ws/src/robo_reward_msgs/msg``),
 #: which stays the single source of the message: a test asserts the two are identical.
@@ -83,7 +83,7 @@ class ImageMessage:
         frame_id: header frame id.
         height: rows, pixels.
         width: columns, pixels.
-        encoding: pixel encoding, e.g. ``rgb8`` (see :data:`robo_reward.ros2.images.RAW_ENCODINGS`).
+        encoding: pixel encoding, e.g. ``rgb8`` (see :data:`robo_reward.interfaces.images.RAW_ENCODINGS`).
         is_bigendian: 1 when multi-byte pixels are big-endian.
         step: bytes per row (>= width · bytes per pixel).
         data: ``height · step`` bytes.
