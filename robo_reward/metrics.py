@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 from scipy.stats import rankdata, spearmanr
 
@@ -79,3 +82,53 @@ def starc_distance(reward_a: np.ndarray, reward_b: np.ndarray, gamma: float = 0.
         norm = np.linalg.norm(canon)
         normed.append(canon / norm if norm > 0 else canon)
     return float(np.linalg.norm(normed[0] - normed[1]) / 2.0)
+
+
+class Interval(NamedTuple):
+    """A point estimate with the bounds of its confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def bootstrap_ci(
+    statistic: Callable[..., float],
+    *arrays: np.ndarray,
+    strata: np.ndarray | None = None,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile bootstrap interval of ``statistic(*arrays)``, resampling rows (episodes).
+
+    ``arrays`` share their first axis (one row per episode); each resample draws rows
+    with replacement — within each stratum when ``strata`` (one label per row) is given,
+    so that, e.g., every resample keeps the numbers of successes and failures and an AUROC
+    stays defined. Resamples whose statistic is NaN are dropped; the interval is NaN when
+    the estimate or every resample is. The same ``seed`` gives the same interval.
+    """
+    arrays = tuple(np.asarray(a) for a in arrays)
+    if not arrays:
+        raise ValueError("bootstrap_ci: no data")
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError("bootstrap_ci: arrays must have the same length")
+    if not 0 < level < 1:
+        raise ValueError(f"bootstrap_ci: level must be in (0, 1), got {level}")
+    estimate = float(statistic(*arrays))
+    if n == 0 or resamples < 1:
+        return Interval(estimate, float("nan"), float("nan"))
+    labels = np.zeros(n, dtype=int) if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1]
+    groups = [np.flatnonzero(labels == g) for g in np.unique(labels)]
+    rng = np.random.default_rng(seed)
+    values = np.empty(resamples)
+    for r in range(resamples):
+        rows = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
+        values[r] = statistic(*(a[rows] for a in arrays))
+    values = values[np.isfinite(values)]
+    if not np.isfinite(estimate) or len(values) == 0:
+        return Interval(estimate, float("nan"), float("nan"))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(estimate, float(low), float(high))

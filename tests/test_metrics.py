@@ -3,7 +3,7 @@ import pytest
 
 from robo_reward.errors import InputError, ModelOutputError
 from robo_reward.fusion import fuse_views
-from robo_reward.metrics import auroc, completion_accuracy, epic_distance, starc_distance, voc
+from robo_reward.metrics import auroc, bootstrap_ci, completion_accuracy, epic_distance, starc_distance, voc
 
 
 def test_voc_on_constructed_sequences():
@@ -49,3 +49,32 @@ def test_fusion_missing_view_raises_uncertainty():
         fuse_views({"a": np.array([0.5])}, valid={"a": np.array([False])}, frame_index=np.array([7]))
     with pytest.raises(ModelOutputError, match=r"frame\(s\) \[7\] \(view 'a'\)"):
         fuse_views({"a": np.array([np.nan])}, frame_index=np.array([7]))
+
+
+def test_bootstrap_ci_on_constructed_samples():
+    rng = np.random.default_rng(3)
+    small, large = rng.normal(0.5, 0.2, 20), rng.normal(0.5, 0.2, 500)
+    interval = bootstrap_ci(np.mean, small, resamples=1000, seed=7)
+    assert interval.estimate == pytest.approx(small.mean())
+    assert interval.low < interval.estimate < interval.high
+    # the normal-theory 95 % half-width is 1.96 s / sqrt(n); the percentile bootstrap is close to it
+    half = 1.96 * small.std(ddof=1) / np.sqrt(len(small))
+    assert (interval.high - interval.low) / 2 == pytest.approx(half, rel=0.25)
+    wide = bootstrap_ci(np.mean, large, resamples=1000, seed=7)
+    assert wide.high - wide.low < 0.4 * (interval.high - interval.low)  # shrinks ~ 1/sqrt(n)
+    assert bootstrap_ci(np.mean, small, resamples=1000, seed=7) == interval  # deterministic with the seed
+    assert bootstrap_ci(np.mean, small, resamples=1000, seed=8) != interval
+    assert bootstrap_ci(np.mean, np.full(10, 0.3)) == pytest.approx((0.3, 0.3, 0.3))
+
+
+def test_bootstrap_ci_strata_keep_both_classes_for_auroc():
+    scores = np.array([0.9, 0.8, 0.7, 0.4, 0.6, 0.2, 0.1, 0.3])
+    positive = np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)
+    interval = bootstrap_ci(auroc, scores, positive, strata=positive, resamples=500)
+    assert interval.estimate == pytest.approx(auroc(scores, positive))
+    assert 0.0 <= interval.low <= interval.estimate <= interval.high <= 1.0
+    # without strata some resamples hold one class only (NaN AUROC): they are dropped
+    unstratified = bootstrap_ci(auroc, scores[:3], positive[:3])
+    assert np.isnan(unstratified.estimate) and np.isnan(unstratified.low)
+    with pytest.raises(ValueError, match="same length"):
+        bootstrap_ci(auroc, scores, positive[:3])

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robo_reward.data.atomic import atomic_path
+from robo_reward.atomic import atomic_path
 from robo_reward.data.video import write_video
 from robo_reward.envs.metaworld import MujocoCameraRig, expert_policy, metaworld_task_env
 
