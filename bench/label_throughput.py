@@ -1,23 +1,28 @@
-"""Throughput of `robo-reward label` end to end against the model's forward alone.
+"""Labeling throughput on the shipped Meta-World sample with the embedded default model.
 
-Both are measured in one run on the same frames: end to end = decode + align + score +
-shape + write parquet/report; model only = `model.score` on frames decoded beforehand.
+Prints decode only, model only (with each episode's context), the ideal pipeline
+``1 / (1/model + 1/decode)``, a by-hand baseline (decode an episode, then score it in
+large batches) and ``label_episodes`` end to end, measured in one run on the same real
+rendered frames, with the ratios end to end / ideal and end to end / by hand
+(see bench/_pipeline.py).
 
-    python bench/label_throughput.py                         # shipped sample, embedded default model
-    python bench/label_throughput.py --model clip --option pretrained=none --episodes DIR
+    python bench/label_throughput.py
+    python bench/label_throughput.py --model clip --option pretrained=none --episodes DIR --split eval
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
+
+import torch
+from _pipeline import Source, measure
 
 from robo_reward.assets import DEFAULT_MODEL, SAMPLE_DIR
 from robo_reward.data.episodes import load_manifest
-from robo_reward.labeling import LabelConfig, label_episodes
-from robo_reward.models import load_model
+from robo_reward.labeling import LabelConfig
+from robo_reward.models.options import load_model_from_text
 
 
 def main() -> None:
@@ -27,36 +32,17 @@ def main() -> None:
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model name or checkpoint")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="model config option (for a registered model name)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--hand-batch", type=int, default=64, help="batch of the by-hand baseline")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run (label's default)")
     parser.add_argument("--repeats", type=int, default=3, help="best of N timings")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
-    options = dict(item.split("=", 1) for item in args.option)
-    model = load_model(args.model, **options)
-    episodes = load_manifest(args.episodes, split=args.split)
-    config = LabelConfig(batch_size=args.batch_size)
-    batches = [(b, e.task) for e in episodes for b in e.iter_batches(config.batch_size, config.sampling)]
-    frames = sum(len(b) for b, _ in batches)
-
-    def end_to_end() -> float:
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            label_episodes(model, episodes, config, Path(tmp) / "run")
-            return time.perf_counter() - start
-
-    def model_only() -> float:
-        start = time.perf_counter()
-        for batch, task in batches:
-            model.score(batch, task)
-        return time.perf_counter() - start
-
-    e2e = min(end_to_end() for _ in range(args.repeats))
-    forward = min(model_only() for _ in range(args.repeats))
-    print(f"model: {model.describe()}")
-    print(f"frames: {frames} synchronised sets × {len(episodes[0].view_names)} views, batch {args.batch_size}")
-    print(f"label end to end : {frames / e2e:9.1f} frames/s")
-    print(f"model forward    : {frames / forward:9.1f} frames/s (pre-decoded frames; the baseline)")
-    print(f"ratio end-to-end / model-only = {forward / e2e:.3f}")
+    model = load_model_from_text(args.model, args.option)
+    source = Source(f"episodes {args.episodes} split {args.split}", lambda: load_manifest(args.episodes, split=args.split))
+    with tempfile.TemporaryDirectory() as scratch:
+        measure(model, source, LabelConfig(batch_size=args.batch_size), args.hand_batch, args.repeats, Path(scratch))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ and publishes rewards; this process subscribes to them. Measured in one run:
 * stamp → reward received here (p50, p99): the whole live path, transport both ways;
 * the node's own stamp → publish and model forward percentiles (from its diagnostics);
 * the reward rate over the camera rate, and every drop the node counted;
-* the baseline: ``model.score`` alone in this process on the same images, batch sizes
+* the baseline: scoring alone (a Scorer with the episode context) in this process on the same images, batch sizes
   as the node used them; the ratios live / forward say what the live path adds.
 
     python bench/live_latency.py                  # 3 cameras, 30 Hz, 10 s
@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from robo_reward.assets import DEFAULT_MODEL
+from robo_reward.interfaces.messages import image_message
 from robo_reward.models import load_model
 from robo_reward.ros2.dds import DdsTransport
-from robo_reward.interfaces.messages import image_message
 from robo_reward.ros2.pattern import pattern_camera_process, pattern_image
+from robo_reward.scoring import Scorer
 from robo_reward.types import FrameBatch, Task
 
 VIEWS = ("corner", "topview", "side")
@@ -50,17 +51,17 @@ def percentiles_ms(values_s: list[float]) -> str:
 
 
 def forward_alone(model, views: dict[str, str], size: tuple[int, int], batch_size: int, repeats: int) -> list[float]:
-    """Seconds per ``model.score`` call on batches of pattern images as the node decodes them."""
+    """Seconds per scoring call (a Scorer with the episode's context, as the node scores) on batches of pattern images as the node decodes them."""
     rng = np.random.default_rng(0)
     images = {v: np.stack([image_message(t, pattern_image(i, p, size), 0, v).decode()
                            for p in rng.random(batch_size)]) for i, (v, t) in enumerate(views.items())}
     batch = FrameBatch(views=images, timestamps_ns=np.arange(batch_size))
-    task = Task("open the drawer")
-    model.score(batch, task)  # warm-up
+    scorer = Scorer(model, Task("open the drawer"), batch_size)
+    scorer.score(batch)  # warm-up; the first set becomes the episode context, as in the node
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.score(batch, task)
+        scorer.score(batch)
         times.append(time.perf_counter() - start)
     return times
 

@@ -2,7 +2,8 @@
 
 Every error about bad input names what was wrong (file, topic, view, frame) so that a
 person can find it; the CLI turns any :class:`RoboRewardError` into a one-line message
-and a non-zero exit.
+and a non-zero exit (:func:`exit_code`): 2 for a :class:`UsageError` (the command line
+itself is wrong, as argparse's own errors), 1 for everything else.
 """
 
 from __future__ import annotations
@@ -10,6 +11,18 @@ from __future__ import annotations
 
 class RoboRewardError(Exception):
     """Base class of the errors this package raises on purpose."""
+
+
+#: Exit code of a command whose arguments parsed but whose input, model or run failed.
+EXIT_FAILURE = 1
+#: Exit code of a wrong command line (argparse's own code for usage errors).
+EXIT_USAGE = 2
+
+
+class UsageError(RoboRewardError, ValueError):
+    """The command line (or a node's parameters) is wrong: an argument is missing, cannot be
+    parsed (``NAME=SOURCE``, ``KEY=VALUE``, an option value of the wrong type) or does not fit
+    with another (two inputs, ``--replace-reward`` with ``--write sidecar``). Exit code 2."""
 
 
 class InputError(RoboRewardError, ValueError):
@@ -26,6 +39,13 @@ class ConfigError(RoboRewardError, ValueError):
 
 class DependencyNotInstalled(RoboRewardError, ImportError):
     """An optional dependency is missing; the message names the extra that installs it."""
+
+
+def exit_code(exc: RoboRewardError) -> int:
+    """The process exit code for ``exc``: :data:`EXIT_USAGE` for a :class:`UsageError`, else
+    :data:`EXIT_FAILURE` (bad input, unusable model output, a configuration or model that
+    cannot work, a missing dependency, an existing output)."""
+    return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE
 
 
 def require(module: str, extra: str, purpose: str = ""):

@@ -9,7 +9,7 @@ outputs — is :func:`robo_reward.labeling.label_episodes`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from robo_reward.errors import ConfigError, InputError
 from robo_reward.scoring import Scorer
 from robo_reward.shaping import REWARD_MODES, check_gamma, shape_episode, transform_episode
-from robo_reward.types import Episode, EpisodeContext, FrameBatch, Sampling, Scores
+from robo_reward.types import Episode, EpisodeContext, FrameBatch, Sampling, Scores, Task
 
 if TYPE_CHECKING:
     from robo_reward.models.base import RewardModel
@@ -179,43 +179,54 @@ def assemble_labels(
     )
 
 
+BatchSource = Callable[[int], Iterable[FrameBatch]]
+"""Pass number (0: forward; 1: the second pass of the reversed episode) → the episode's
+micro-batches; by default ``episode.iter_batches`` (the local engine decodes in a
+child process instead, see :mod:`robo_reward.engine.decode_worker`)."""
+
+
 def label_episode(
     model: RewardModel,
     episode: Episode,
     config: LabelConfig,
     progress_bar: tqdm | None = None,
+    batches: BatchSource | None = None,
 ) -> EpisodeLabels:
     """Score every sampled frame of ``episode`` through one :class:`~robo_reward.scoring.Scorer`
     (the episode's first set is its context) and derive its rewards; with
     ``config.score_reversed`` also score it played backwards."""
+    if batches is None:
+        def batches(_pass: int) -> Iterable[FrameBatch]:
+            return episode.iter_batches(config.batch_size, config.sampling)
     total = len(episode.timestamps(config.sampling))
     if total == 0:
         raise InputError(f"episode '{episode.name}': no frames to score")
     keep = thumbnail_positions(total, config.thumbnails)
     scorer = Scorer(model, episode.task, config.batch_size)
-    scores, batches, thumbs = [], [], []
+    scores, stamps, thumbs = [], [], []
     seen = 0
     last: FrameBatch | None = None
-    for batch in episode.iter_batches(config.batch_size, config.sampling):
+    for batch in batches(0):
         scores.append(scorer.score(batch))
-        batches.append((batch.timestamps_ns, batch.frame_index))
+        stamps.append((batch.timestamps_ns, batch.frame_index))
         thumbs += pick_thumbnails(batch, seen, keep)
         last = batch
         seen += len(batch)
         if progress_bar is not None:
             progress_bar.update(len(batch))
-    labels = assemble_labels(episode, config, scores, batches, thumbs)
+    labels = assemble_labels(episode, config, scores, stamps, thumbs)
     if config.score_reversed and last is not None:
-        labels.progress_reversed = score_backwards(model, episode, config, EpisodeContext.starting_with(last, -1))
+        labels.progress_reversed = score_backwards(model, episode.task, config, EpisodeContext.starting_with(last, -1),
+                                                   batches(1))
     return labels
 
 
-def score_backwards(model: RewardModel, episode: Episode, config: LabelConfig, last: EpisodeContext) -> np.ndarray:
+def score_backwards(model: RewardModel, task: Task, config: LabelConfig, last: EpisodeContext,
+                    batches: Iterable[FrameBatch]) -> np.ndarray:
     """Progress (T,) of each sampled frame, in forward order, when the episode is played
-    backwards: a second pass over its frames with its last set as the reversed episode's
-    first. A model keeps no state between frames, so given that context the order in
-    which the frames are scored does not change their scores."""
-    scorer = Scorer(model, episode.task, config.batch_size)
+    backwards: a second pass over its frames (``batches``) with its last set as the
+    reversed episode's first. A model keeps no state between frames, so given that
+    context the order in which the frames are scored does not change their scores."""
+    scorer = Scorer(model, task, config.batch_size)
     scorer.begin(context=last)
-    parts = [scorer.score(batch).progress for batch in episode.iter_batches(config.batch_size, config.sampling)]
-    return np.concatenate(parts)
+    return np.concatenate([scorer.score(batch).progress for batch in batches])

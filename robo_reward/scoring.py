@@ -19,7 +19,7 @@ episode offline).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -102,3 +102,29 @@ class Scorer:
             context = chunk_contexts[0] if all(c is chunk_contexts[0] for c in chunk_contexts) else chunk_contexts
             parts.append(self.model.score(part, self.task, context if self.model.uses_context else None))
         return Scores.concat(parts)
+
+
+def stack_views(
+    samples: Sequence[Mapping[str, np.ndarray]], timestamps_ns: Sequence[int] | np.ndarray, source: str = ""
+) -> FrameBatch:
+    """One batch from B samples' views (each ``{view: uint8 (H, W, 3)}``, e.g. one per env
+    of a VecEnv), with their stamps (B,)."""
+    if not samples:
+        raise ConfigError(f"{source or 'batch'}: no samples to stack")
+    names = list(samples[0])
+    for sample in samples[1:]:
+        if list(sample) != names:
+            raise ConfigError(f"{source or 'batch'}: samples render different views: {names} and {list(sample)}")
+    return FrameBatch(views={n: np.stack([s[n] for s in samples]) for n in names},
+                      timestamps_ns=np.asarray(timestamps_ns, dtype=np.int64), source=source)
+
+
+def check_views(model: RewardModel, rendered_views: Sequence[str]) -> None:
+    """Refuse a model that expects a view the env does not render (a simulator must render
+    every view the model was built or fitted for)."""
+    missing = [v for v in model.expected_views if v not in rendered_views]
+    if missing:
+        raise ConfigError(
+            f"the reward model needs view(s) {missing} but the env renders {list(rendered_views)}: "
+            f"add them to the env's cameras"
+        )

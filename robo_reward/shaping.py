@@ -10,12 +10,16 @@ Two families live here, kept apart on purpose:
 * :data:`TRANSFORMS` — other ways to turn progress into reward (raw progress as in
   VLM-RM, delta, centred, success bonus). Each CHANGES the optimal policy in general.
 
+:class:`OnlineRewards` makes either kind step by step over N env streams (the simulation
+reward wrappers); :func:`shape_episode` and :func:`transform_episode` per recorded episode.
+
 ``terminated`` and ``truncated`` are never merged into one ``done``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -187,6 +191,65 @@ REWARD_MODES = ("shaped", *TRANSFORMS)
 """How progress becomes reward, everywhere (labeling, simulation, live): ``shaped``
 (policy-invariant potential shaping; in simulation added to the sparse success reward)
 or a transform of :data:`TRANSFORMS`."""
+
+
+def simulator_success(info: Mapping[str, Any]) -> float:
+    """A simulator's own success flag from a step's ``info``: Meta-World ``success``,
+    panda-gym ``is_success``; 0.0 when it reports neither."""
+    return float(info.get("success", info.get("is_success", 0.0)))
+
+
+class OnlineRewards:
+    """Rewards of N env streams made step by step, under one reward mode of
+    :data:`REWARD_MODES` — the one computation of every simulation reward wrapper
+    (:class:`robo_reward.rl.vec_reward.VecRewardModel`,
+    :class:`robo_reward.envs.reward_wrapper.RewardModelWrapper`).
+
+    ``shaped``: ``task_reward + γ·Φ(s')·(1 − terminated) − Φ(s)`` through a
+    :class:`PotentialShaper` (the wrappers pass the simulator's success flag as the task
+    reward); a transform: ``TRANSFORMS[mode](Φ(s), Φ(s'), success(s'))``. Every mode keeps
+    Φ(s) per stream, so each stream must be :meth:`reset` with Φ(s₀) at each episode start.
+    """
+
+    def __init__(self, mode: str, gamma: float, num_streams: int = 1) -> None:
+        if mode not in REWARD_MODES:
+            raise ConfigError(f"unknown reward '{mode}'; choose from {', '.join(REWARD_MODES)}")
+        self.mode = mode
+        self.shaper = PotentialShaper(gamma, num_streams)
+
+    @property
+    def gamma(self) -> float:
+        return self.shaper.gamma
+
+    @property
+    def potential(self) -> np.ndarray:
+        """Φ of the current state of each stream (NaN for streams awaiting reset)."""
+        return self.shaper.potential
+
+    def check_learner(self, learner_gamma: float) -> None:
+        """Refuse a learner whose γ differs from the shaping's (only ``shaped`` depends on γ)."""
+        if self.mode == "shaped":
+            check_gamma(self.gamma, learner_gamma)
+
+    def reset(self, phi0: np.ndarray | float, streams: np.ndarray | None = None) -> None:
+        """Start new episodes on ``streams`` (default: all) whose first observation has Φ ``phi0``."""
+        self.shaper.reset(phi0, streams)
+
+    def step(
+        self,
+        phi_next: np.ndarray,
+        success_next: np.ndarray,
+        task_reward: np.ndarray | float,
+        terminated: np.ndarray | bool,
+        truncated: np.ndarray | bool,
+    ) -> np.ndarray:
+        """(N,) float64 rewards of one transition per stream; a stream whose episode ended
+        (terminated or truncated) awaits :meth:`reset`."""
+        phi = self.shaper.potential
+        shaped = self.shaper.step(phi_next, task_reward, terminated, truncated)
+        if self.mode == "shaped":
+            return shaped
+        return TRANSFORMS[self.mode](phi, np.asarray(phi_next, dtype=np.float64), np.asarray(success_next))
 
 
 def transform_episode(mode: str, progress: np.ndarray, success: np.ndarray) -> np.ndarray:

@@ -32,8 +32,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from robo_reward.cli import main as cli
 from robo_reward.atomic import atomic_path
+from robo_reward.cli import main as cli
 from robo_reward.data.episodes import MANIFEST_FORMAT
 from robo_reward.data.video import write_video
 from robo_reward.rl.train import TrainArgs, read_eval_log, train

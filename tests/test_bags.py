@@ -70,17 +70,23 @@ def write_bag(path: Path, storage: str, cameras: dict[str, tuple[str, float]], s
 
 
 CAMERAS = {"/cam/front/image_raw": ("rgb8", 10.0), "/cam/wrist/compressed": ("jpeg", 5.0)}
-TOPICS = ["--topic", "front=/cam/front/image_raw", "--topic", "wrist=/cam/wrist/compressed"]
+TOPICS = ["--view", "front=/cam/front/image_raw", "--view", "wrist=/cam/wrist/compressed"]
 
 
 @pytest.fixture(scope="module")
 def bag_model(tmp_path_factory) -> Path:
-    """A perceptual model fitted on a two-camera demo bag (views front, wrist)."""
+    """A perceptual model fitted on a two-camera demo bag (views front, wrist), with `robo-reward fit --bag`."""
     folder = tmp_path_factory.mktemp("bag_model")
     demo = write_bag(folder / "demo", "mcap", CAMERAS, seconds=3.0)
+    path = folder / "bag_model.pt"
+    assert main(["fit", "perceptual", "--bag", str(demo), *TOPICS, "--task", "slide", "--out", str(path),
+                 "--option", "num_steps=3", "--option", "features=pixels:12"]) == 0
     episode = BagEpisode(demo, {"front": "/cam/front/image_raw", "wrist": "/cam/wrist/compressed"}, Task("slide"))
-    model = load_model("perceptual", num_steps=3, features="pixels:12").fit([episode])
-    return model.save(folder / "bag_model.pt")
+    direct = load_model("perceptual", num_steps=3, features="pixels:12").fit([episode])
+    batch = next(episode.iter_batches(8, Sampling()))
+    fitted = load_model(path)
+    np.testing.assert_allclose(fitted.score(batch, Task("slide")).progress, direct.score(batch, Task("slide")).progress)
+    return path
 
 
 def read_all(path: Path) -> tuple[list, list]:
@@ -154,8 +160,9 @@ def test_unsynchronised_sets_are_dropped_by_slop(bag_model, tmp_path):
     assert tuple(batch.views["wrist"][0, 24, 2]) == (230, 130, 40)
 
 
-def assert_refused(args: list[str], out: Path, capsys, *needles: str) -> None:
-    assert main(args) == 2
+def assert_refused(args: list[str], out: Path, capsys, *needles: str, code: int = 1) -> None:
+    """Refused with exit code ``code`` (1: bad input, 2: a wrong command line) and nothing written."""
+    assert main(args) == code
     err = capsys.readouterr().err
     for needle in needles:
         assert needle in err, err
@@ -167,7 +174,7 @@ def test_bad_bags_are_refused_and_nothing_is_written(bag_model, tmp_path, capsys
     out = tmp_path / "out"
     good = write_bag(tmp_path / "good", "mcap", CAMERAS, seconds=1.0)
     base = ["label", "--model", str(bag_model), "--task", "t", "--out", str(out)]
-    assert_refused([*base, "--bag", str(good), "--topic", "front=/cam/front/image_raw", "--topic", "wrist=/nope"],
+    assert_refused([*base, "--bag", str(good), "--view", "front=/cam/front/image_raw", "--view", "wrist=/nope"],
                    out, capsys, str(good), "no topic '/nope'", "view 'wrist'", "/cam/wrist/compressed")
     odd = write_bag(tmp_path / "odd", "sqlite3", {"/cam/front/image_raw": ("yuv422", 10.0),
                                                   "/cam/wrist/compressed": ("jpeg", 5.0)}, seconds=1.0)
@@ -184,23 +191,25 @@ def test_bad_bags_are_refused_and_nothing_is_written(bag_model, tmp_path, capsys
         data = part.read_bytes()
         (cut_db3 / part.name).write_bytes(data[: len(data) // 2] if part.suffix == ".db3" else data)
     assert_refused([*base, "--bag", str(cut_db3), *TOPICS], out, capsys, "cut_db3", "truncated")
-    assert_refused([*base, "--bag", str(good), "--topic", "front=/chatter"], out, capsys,
+    assert_refused([*base, "--bag", str(good), "--view", "front=/chatter"], out, capsys,
                    "/chatter", "std_msgs/msg/String", "not an image type")
-    assert_refused([*base, "--bag", str(good), "--topic", "front=/cam/front/image_raw", "--topic",
-                    "front=/cam/wrist/compressed"], out, capsys, "view 'front' given twice")
-    assert_refused([*base, "--bag", str(good)], out, capsys, "--topic NAME=TOPIC")
+    assert_refused([*base, "--bag", str(good), "--view", "front=/cam/front/image_raw", "--view",
+                    "front=/cam/wrist/compressed"], out, capsys, "view 'front' given twice", code=2)
+    assert_refused([*base, "--bag", str(good)], out, capsys, "--view NAME=TOPIC", code=2)
+    assert_refused([*base, "--bag", str(good), *TOPICS, "--episodes", str(tmp_path)], out, capsys,
+                   "choose exactly one input", code=2)
     assert_refused([*base, "--bag", str(good), *TOPICS, "--reward-topic", "/chatter"], out, capsys,
                    "already has a topic /chatter")
     out.mkdir()
     (out / "mine.txt").write_text("keep")
-    assert main([*base, "--bag", str(good), *TOPICS]) == 2
+    assert main([*base, "--bag", str(good), *TOPICS]) == 1
     assert "output exists" in capsys.readouterr().err and (out / "mine.txt").read_text() == "keep"
 
 
 def test_real_mcap_bag_from_ros2_humble(shared_data, bag_model, tmp_path):
     source = shared_data / "bags/humble_sensor_msgs_mcap"
     out = tmp_path / "run"
-    assert main(["label", "--bag", str(source), "--topic", "front=/image", "--topic", "wrist=/compressed_image",
+    assert main(["label", "--bag", str(source), "--view", "front=/image", "--view", "wrist=/compressed_image",
                  "--task", "look", "--model", str(bag_model), "--out", str(out)]) == 0
     new_bag = out / "bags" / source.name
     connections, messages = read_all(new_bag)
@@ -215,13 +224,15 @@ def test_real_mcap_bag_from_ros2_humble(shared_data, bag_model, tmp_path):
     assert 0.0 <= rewards[0].progress <= 1.0 and rewards[0].reward == 0.0
 
 
-def test_real_db3_bag_mono8(shared_data, tmp_path):
+def test_real_db3_bag_mono8(shared_data, tmp_path, capsys):
     source = shared_data / "bags/images_db3"
     bag = BagEpisode(source, {"cam": "/image"}, Task("look"))
     model = load_model("perceptual", num_steps=2, features="pixels:2").fit([bag]).save(tmp_path / "m.pt")
     out = tmp_path / "run"
+    # the deprecated --topic still works (old scripts) and says what to write instead
     assert main(["label", "--bag", str(source), "--topic", "cam=/image", "--task", "look", "--model", str(model),
                  "--out", str(out), "--reward-topic", "/reward"]) == 0
+    assert "--topic is deprecated; use --view cam=/image" in capsys.readouterr().err
     table = pd.read_parquet(out / "scores.parquet")
     np.testing.assert_array_equal(table["timestamp_ns"], [0, 1_000_000_000, 2_000_000_000])
     connections, messages = read_all(out / "bags" / "images_db3")

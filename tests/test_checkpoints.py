@@ -58,7 +58,7 @@ def test_the_cli_turns_a_malicious_checkpoint_into_a_message(square_episodes, tm
     out = tmp_path / "out"
     code = main(["label", "--episodes", str(square_episodes), "--split", "eval", "--model", str(path),
                  "--out", str(out)])
-    assert code == 2
+    assert code == 1
     err = capsys.readouterr().err
     assert "not a safe robo_reward checkpoint" in err and str(path) in err, err
     assert not marker.exists() and not out.exists()

@@ -68,8 +68,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def assert_refused(result: subprocess.CompletedProcess, out, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
+def assert_refused(result: subprocess.CompletedProcess, out, *needles: str, code: int = 1) -> None:
+    """Refused with exit code ``code`` (1: bad input or a failure, 2: a wrong command line), a message
+    holding every needle, and nothing written."""
+    assert result.returncode == code, result.stderr
     for needle in needles:
         assert needle in result.stderr, result.stderr
     assert not out.exists(), "nothing may be written on error"
@@ -119,7 +121,7 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path, square_episodes, 
     (out / "keep.txt").write_text("mine")
     args = ["label", "--episodes", str(square_episodes), "--split", "eval", "--model", str(square_model),
             "--out", str(out)]
-    assert main(args) == 2
+    assert main(args) == 1
     assert (out / "keep.txt").read_text() == "mine"
     assert main([*args, "--overwrite"]) == 0
     assert (out / "scores.parquet").is_file() and not (out / "keep.txt").exists()
@@ -132,3 +134,91 @@ def test_help_has_examples(command, capsys):
     assert exit_info.value.code == 0
     assert "examples:" in capsys.readouterr().out
 
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ([], "choose exactly one input"),
+    (["--view", "front"], "--view needs NAME=PATH"),
+    (["--view", "front=a.mp4"], "give --task with --view"),
+    (["--view", "front=a.mp4", "--task", "t", "--episodes", "EPISODES"], "choose exactly one input"),
+    (["--episodes", "EPISODES", "--score-reversed", "--engine", "ray"], "--score-reversed runs on the local engine"),
+    (["--episodes", "EPISODES", "--model", "perceptual", "--option", "num_steps"], "needs KEY=VALUE"),
+    (["--episodes", "EPISODES", "--model", "perceptual", "--option", "nope=1"], "unknown option 'nope'"),
+    (["--episodes", "EPISODES", "--model", "perceptual", "--option", "num_steps=many"], "expected int"),
+    (["--episodes", "EPISODES", "--model", "perceptual", "--arch", "ViT-B-32"], "does not apply"),
+    (["--episodes", "EPISODES", "--option", "epochs=2"], "cannot be applied to the checkpoint"),
+])
+def test_wrong_command_lines_exit_2(arguments, message, square_episodes, tmp_path, capsys):
+    out = tmp_path / "out"
+    arguments = [str(square_episodes) if a == "EPISODES" else a for a in arguments]
+    assert main(["label", *arguments, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robo-reward label: error:") and message in err, err
+    assert not out.exists()
+
+
+def test_argparse_errors_exit_2_and_bad_input_or_failures_exit_1(square_episodes, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["label", "--episodes", str(square_episodes), "--stride", "two", "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    capsys.readouterr()
+    for arguments, message in [
+        (["label", "--episodes", str(tmp_path / "none"), "--out", str(tmp_path / "o")], "episode manifest not found"),
+        (["label", "--episodes", str(square_episodes), "--model", "no-such-model", "--out", str(tmp_path / "o")],
+         "neither a registered model"),
+        (["label", "--episodes", str(square_episodes), "--gamma", "2", "--out", str(tmp_path / "o")], "gamma"),
+        (["fit", "clip", "--episodes", str(square_episodes), "--out", str(tmp_path / "m.pt")],
+         "does not learn from demonstrations"),
+    ]:
+        assert main(arguments) == 1, arguments
+        assert message in capsys.readouterr().err
+    assert main(["fit", "perceptual", "--out", str(tmp_path / "m.pt")]) == 2
+    assert "choose exactly one input" in capsys.readouterr().err
+
+
+def test_fit_takes_the_inputs_of_label(square_episodes, tmp_path, capsys):
+    """fit reads --view … --task (one demo) and --episodes (its successful entries; --demos is the same flag)."""
+    manifest = json.loads((square_episodes / "episodes.json").read_text())
+    ok0 = next(e for e in manifest["episodes"] if e["name"] == "ok0")
+    views = [a for view, rel in ok0["views"].items() for a in ("--view", f"{view}={square_episodes / rel}")]
+    options = ["--option", "num_steps=2", "--option", "features=pixels:8"]
+    one = tmp_path / "one.pt"
+    assert main(["fit", "perceptual", *views, "--task", "slide the square", "--out", str(one), *options]) == 0
+    assert "on 1 demos" in capsys.readouterr().out
+    assert main(["fit", "perceptual", "--episodes", str(square_episodes), "--out", str(tmp_path / "all.pt"),
+                 *options]) == 0
+    successes = sum(e["outcome"] == "success" for e in manifest["episodes"])
+    assert f"on {successes} demos" in capsys.readouterr().out and successes < len(manifest["episodes"])
+    out = tmp_path / "run"
+    assert main(["label", *views, "--task", "slide the square", "--model", str(one), "--out", str(out),
+                 "--no-report"]) == 0
+    assert len(pd.read_parquet(out / "scores.parquet")) == 32
+
+
+def test_train_set_is_checked_like_option(capsys):
+    """--set KEY=VALUE sets a key of the run (a TrainArgs field); unknown keys and values that do not
+    parse are wrong command lines, refused before any training."""
+    assert main(["train", "--set", "nope=1"]) == 2
+    assert "KEY one of" in capsys.readouterr().err
+    assert main(["train", "--set", "seed=abc"]) == 2
+    assert "expected int" in capsys.readouterr().err
+
+
+def test_prefetch_decodes_in_a_child_process_with_the_same_labels(square_episodes, square_model, tmp_path):
+    outs = {}
+    for name, extra in (("serial", []), ("prefetch", ["--prefetch"])):
+        outs[name] = tmp_path / name
+        assert main(["label", "--episodes", str(square_episodes), "--model", str(square_model), "--no-report",
+                     "--score-reversed", "--batch-size", "5", "--out", str(outs[name]), *extra]) == 0
+    serial, prefetched = (pd.read_parquet(outs[n] / "scores.parquet") for n in ("serial", "prefetch"))
+    pd.testing.assert_frame_equal(serial, prefetched)
+
+
+def test_prefetch_reports_bad_input_from_the_child_and_writes_nothing(tmp_path, good_video, square_model):
+    truncated = tmp_path / "cut.mp4"
+    data = write_video(tmp_path / "long.mp4", moving_square_frames(40, 64), fps=10).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    assert_refused(run_cli("label", "--model", str(square_model), "--out", str(out), "--prefetch",
+                           "--view", f"front={truncated}", "--view", f"side={good_video}", "--task", "t"),
+                   out, "cut.mp4", "frame")

@@ -5,6 +5,8 @@ the sidecar; image-feature datasets; bad input; the real SO-101 dataset in ../sh
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from conftest import moving_square_frames
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from robo_reward.cli import main
+from robo_reward.data import lerobot as lerobot_module
 from robo_reward.data.lerobot import open_lerobot
 from robo_reward.models import load_model
 from robo_reward.types import Sampling
@@ -184,6 +187,120 @@ def test_ground_truth_columns_are_kept_and_replace_reward_is_opt_in(squares, tmp
         assert replaced.column(name).equals(original.column(name)), name
 
 
+ADDED = ("reward.robo_reward", "progress.robo_reward", "success_probability.robo_reward", "next.done",
+         "next.truncated")
+STATS = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")  # LeRobot 0.4.4's
+
+
+def video_files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in (root / "videos").rglob("*.mp4"))
+
+
+def assert_stats(root: Path, features: tuple[str, ...]) -> None:
+    """meta/stats.json and meta/episodes hold LeRobot-format statistics of ``features``'s values, once each."""
+    table = data_table(root).to_pandas()
+    stats = json.loads((root / "meta/stats.json").read_text())
+    episodes = pa.concat_tables([pq.read_table(p) for p in sorted((root / "meta/episodes").glob("*/*.parquet"))])
+    for name in features:
+        values = table[name].to_numpy(np.float64)
+        assert list(stats[name]) == list(STATS), name
+        assert stats[name]["count"] == [len(values)]
+        assert stats[name]["min"] == [values.min().astype(table[name].dtype).item()]
+        assert stats[name]["max"] == [values.max().astype(table[name].dtype).item()]
+        np.testing.assert_allclose(stats[name]["mean"], [values.mean()], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(stats[name]["std"], [values.std()], rtol=1e-4, atol=1e-7)
+        columns = [c for c in episodes.column_names if c.startswith(f"stats/{name}/")]
+        assert columns == [f"stats/{name}/{stat}" for stat in STATS], columns  # replaced, never duplicated
+        for row in episodes.select(["episode_index", *columns]).to_pylist():
+            rows = values[table.episode_index.to_numpy() == row["episode_index"]]
+            assert row[f"stats/{name}/count"] == [len(rows)]
+            np.testing.assert_allclose(row[f"stats/{name}/mean"], [rows.mean()], rtol=1e-5, atol=1e-7)
+
+
+def test_new_dataset_links_the_videos_and_has_statistics(squares, labeled_squares):
+    """The videos are hard links of the input's (same inode); meta/ is the input's plus the new features."""
+    root, _ = squares
+    target = labeled_squares / "lerobot"
+    assert video_files(target) == video_files(root) and len(video_files(root)) == 2
+    for relative in video_files(root):
+        assert os.stat(target / relative).st_ino == os.stat(root / relative).st_ino, relative
+    assert (target / "meta/tasks.parquet").read_bytes() == (root / "meta/tasks.parquet").read_bytes()
+    info, original = (json.loads((r / "meta/info.json").read_text()) for r in (target, root))
+    assert {k: v for k, v in info.items() if k != "features"} == {k: v for k, v in original.items() if k != "features"}
+    assert list(info["features"]) == [*original["features"], *ADDED]
+    assert info["features"]["reward.robo_reward"] == {"dtype": "float32", "shape": [1], "names": None}
+    assert info["features"]["next.done"] == {"dtype": "bool", "shape": [1], "names": None}
+    stats, original_stats = (json.loads((r / "meta/stats.json").read_text()) for r in (target, root))
+    assert {k: v for k, v in stats.items() if k not in ADDED} == original_stats
+    assert_stats(target, ADDED)
+    episodes, original_episodes = (pq.read_table(r / "meta/episodes/chunk-000/file-000.parquet") for r in (target, root))
+    assert episodes.select(original_episodes.column_names).equals(original_episodes)
+    labeled = LeRobotDataset("test/squares_rewards", root=target, video_backend="pyav")
+    assert set(ADDED) <= set(labeled.meta.stats)
+    assert float(labeled[19]["next.done"]) == 1.0 and float(labeled[18]["next.done"]) == 0.0
+
+
+def test_relabeling_replaces_statistics_and_links_through(squares, labeled_squares, tmp_path):
+    """Relabeling a labeled dataset (whose videos are links) links the same files again and replaces the stats."""
+    root, model = squares
+    source = labeled_squares / "lerobot"
+    before = tree_digest(source)
+    out = tmp_path / "again"
+    assert main(["label", "--lerobot", str(source), "--model", str(model), "--out", str(out), "--no-report",
+                 "--replace-reward", "--reward", "progress"]) == 0
+    assert tree_digest(source) == before, "the input dataset must not change"
+    for relative in video_files(root):
+        assert os.stat(out / "lerobot" / relative).st_ino == os.stat(root / relative).st_ino, relative
+    assert_stats(out / "lerobot", (*ADDED, "next.reward"))
+    stats, previous = (json.loads((r / "meta/stats.json").read_text()) for r in (out / "lerobot", source))
+    assert stats["next.done"] == previous["next.done"]  # kept, like the column
+    assert stats["reward.robo_reward"] != previous["reward.robo_reward"]  # --reward progress this time
+    labeled = LeRobotDataset("test/squares_rewards", root=out / "lerobot", video_backend="pyav")
+    assert float(labeled[3]["next.reward"]) == float(labeled[3]["reward.robo_reward"])
+
+
+def test_link_tree_copies_where_linking_fails(tmp_path, monkeypatch):
+    source = tmp_path / "in"
+    (source / "a/b").mkdir(parents=True)
+    (source / "a/b/file-000.mp4").write_bytes(b"video")
+    (source / "top.mp4").write_bytes(b"other")
+    lerobot_module._link_tree(source, tmp_path / "linked")
+    assert os.stat(tmp_path / "linked/a/b/file-000.mp4").st_ino == os.stat(source / "a/b/file-000.mp4").st_ino
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("operation not permitted")
+
+    monkeypatch.setattr(lerobot_module.os, "link", refuse)
+    lerobot_module._link_tree(source, tmp_path / "copied")
+    for name in ("a/b/file-000.mp4", "top.mp4"):
+        copied = tmp_path / "copied" / name
+        assert copied.read_bytes() == (source / name).read_bytes()
+        assert os.stat(copied).st_ino != os.stat(source / name).st_ino
+    lerobot_module._link_tree(tmp_path / "absent", tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_image_feature_dataset_is_written(squares, tmp_path):
+    """Embedded images stay in the data files as they are; LeRobot reads the new dataset's frames."""
+    _, model = squares
+    root = create_dataset(tmp_path / "images", episodes=2, frames=6, dtype="image")
+    before = tree_digest(root)
+    out = tmp_path / "run"
+    assert main(["label", "--lerobot", str(root), "--model", str(model), "--out", str(out), "--no-report"]) == 0
+    assert tree_digest(root) == before, "the input dataset must not change"
+    original, table = data_table(root), data_table(out / "lerobot")
+    assert table.select(original.column_names).equals(original)
+    assert_estimates(table, pd.read_parquet(out / "scores.parquet"))
+    assert_stats(out / "lerobot", ADDED)
+    labeled = LeRobotDataset("test/squares_rewards", root=out / "lerobot")
+    reference = LeRobotDataset("test/squares", root=root)
+    for index in (0, 8, 12):
+        for view in ("front", "wrist"):
+            key = f"observation.images.{view}"
+            np.testing.assert_array_equal(labeled[index][key].numpy(), reference[index][key].numpy())
+        assert float(labeled[index]["progress.robo_reward"]) == table.column("progress.robo_reward")[index].as_py()
+
+
 def test_replace_reward_without_next_reward_and_relabeling(labeled_squares, squares, tmp_path, capsys):
     """A dataset without next.reward gets one only with --replace-reward; a labeled dataset can be relabeled."""
     _, model = squares
@@ -247,7 +364,7 @@ def test_bad_datasets_are_refused(tmp_path, squares, capsys):
         (tmp_path, ["not a LeRobot dataset", "info.json"]),
     ]
     for source, needles in cases:
-        assert main(["label", "--lerobot", str(source), "--model", str(model), "--out", str(out)]) == 2
+        assert main(["label", "--lerobot", str(source), "--model", str(model), "--out", str(out)]) == 1
         err = capsys.readouterr().err
         assert all(n in err for n in needles), err
         assert not out.exists()

@@ -31,9 +31,10 @@ TINY = {"image_size": 32, "channels": (8, 16), "dim": 32, "bins": 5, "units_per_
 def render_drawer(folder: Path, frames: int = 6) -> dict[str, Path]:
     """A successful Meta-World drawer-open episode, two cameras at 32×32, as mp4 files."""
     metaworld = pytest.importorskip("robo_reward.envs.metaworld")
+    experts = pytest.importorskip("robo_reward.envs.metaworld_experts")
     env = metaworld.metaworld_task_env("drawer-open-v3", max_path_length=200)
     rig = metaworld.MujocoCameraRig(env.unwrapped.model, env.unwrapped.data, ("corner", "topview"), 32, 32)
-    policy = metaworld.expert_policy("drawer-open-v3")
+    policy = experts.expert_policy("drawer-open-v3")
     state, _ = env.reset(seed=3)
     keep = set(np.linspace(0, 90, frames).round().astype(int).tolist())
     images: dict[str, list[np.ndarray]] = {"corner": [], "topview": []}
@@ -205,7 +206,7 @@ def test_unknown_views_are_refused(trained):
 
 
 def test_manifest_success_marks_set_the_labels(tmp_path):
-    from robo_reward.models.progress import progress_labels
+    from robo_reward.models.progress_data import progress_labels
 
     paths = write_episode(tmp_path, "e", 10)
     flags = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]

@@ -89,8 +89,8 @@ def test_cli_resume_and_refusals(square_episodes, fitted, tmp_path, capsys):
     args = ["label", "--episodes", str(square_episodes), "--split", "eval", "--model", str(model), "--out", str(out),
             "--no-report"]
     assert main([*args, "--resume"]) == 0  # nothing to resume: a fresh run
-    assert main(args) == 2 and "output exists" in capsys.readouterr().err
-    assert main([*args, "--resume"]) == 2 and "already complete" in capsys.readouterr().err
+    assert main(args) == 1 and "output exists" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 1 and "already complete" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((out / "run.json").read_text())["episodes"][0] == "ok0"
 
@@ -103,7 +103,7 @@ def test_mismatched_camera_counts_are_refused(square_episodes, fitted, tmp_path,
         {**e, "views": {k: str(square_episodes / v) for k, v in e["views"].items()}} for e in entries]}))
     out = tmp_path / "out"
     assert main(["label", "--episodes", str(tmp_path), "--model", str(fitted.save(tmp_path / "m.pt")),
-                 "--out", str(out)]) == 2
+                 "--out", str(out)]) == 1
     err = capsys.readouterr().err
     first, second = (e["name"] for e in entries)
     assert f"episode '{second}' has 1 camera view(s) ['front']" in err and f"'{first}' has 2" in err

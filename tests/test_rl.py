@@ -142,3 +142,28 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path, tiny_clip_arch):
     out = train(args)
     assert [r["steps"] for r in read_eval_log(out)] == [15, 30, 45]
     assert SAC.load(out / "final_model.zip").num_timesteps == 45
+
+
+def test_logged_episode_return_is_the_return_the_learner_receives(tmp_path, tiny_clip_arch):
+    """``rollout/ep_rew_mean`` (the learner's ep_info_buffer) sums the rewards of the reward
+    VecEnv — what the replay buffer holds — not the simulator's own dense reward."""
+    reward = "shaped"
+    options = {"arch": tiny_clip_arch, "pretrained": "none", "device": "cpu"}
+    returns = {}
+    for name in (reward, "dense"):
+        # SB3 stores a step's transition after the callbacks: the replay buffer saved at step
+        # 13 holds the 12 transitions of the first two episodes
+        args = tiny_args(out=str(tmp_path / name), reward=name, total_steps=13, learning_starts=100,
+                         eval_every=100, eval_episodes=1, checkpoint_every=13, seed=4,
+                         reward_model="clip" if name != "dense" else None,
+                         reward_model_options=options if name != "dense" else {})
+        out = train(args)
+        learner = SAC.load(out / "final_model.zip")
+        learner.load_replay_buffer(out / "checkpoints" / "model_replay_buffer_13_steps.pkl")
+        received = learner.replay_buffer.rewards[:12, 0].astype(np.float64)
+        episodes = list(learner.ep_info_buffer)
+        assert [e["l"] for e in episodes] == [6, 6]  # two 6-step episodes, each truncated
+        np.testing.assert_allclose([e["r"] for e in episodes], received.reshape(2, 6).sum(axis=1), atol=1e-5)
+        returns[name] = np.array([e["r"] for e in episodes])
+    # same seed, same random actions, same episodes: only the reward differs
+    assert not np.allclose(returns[reward], returns["dense"], atol=1e-3)

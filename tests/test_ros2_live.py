@@ -96,7 +96,7 @@ def _run_timeline(folder, domain, cameras, ready, start, log):
             [sys.executable, "-m", "robo_reward.cli", "serve", "--transport", "dds", "--domain", str(domain),
              "--localhost-only", "--task", PATTERN_TASK, "--model", str(checkpoint), "--gamma", str(GAMMA),
              "--stale-timeout", "0.4", "--diagnostics-period", "0.5", "--log-level", "WARNING",
-             *[arg for view, topic in CAMERAS.items() for arg in ("--camera", f"{view}={topic}")]],
+             *[arg for view, topic in CAMERAS.items() for arg in ("--view", f"{view}={topic}")]],
             stdout=log, stderr=subprocess.STDOUT,
         )
         checker = DdsTransport(domain, localhost_only=True, node_name="checker")

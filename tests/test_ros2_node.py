@@ -11,9 +11,9 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from robo_reward.errors import ConfigError
+from robo_reward.errors import ConfigError, UsageError
 from robo_reward.interfaces.messages import image_message
-from robo_reward.ros2.node import NodeConfig, RewardNode, parse_cameras
+from robo_reward.ros2.node import NodeConfig, RewardNode, parse_view_topics
 from robo_reward.ros2.pattern import fit_pattern_model, pattern_image
 from robo_reward.ros2.transport import Publisher, Transport, resolve_topic
 
@@ -127,13 +127,13 @@ def test_topic_names_resolve_like_ros2():
             resolve_topic(bad, "n")
 
 
-def test_camera_arguments_are_checked():
-    assert parse_cameras(["front=/cam/front/image_raw", "wrist = /w"]) == {
+def test_view_arguments_are_checked():
+    assert parse_view_topics(["front=/cam/front/image_raw", "wrist = /w"]) == {
         "front": "/cam/front/image_raw", "wrist": "/w"}
-    for items, message in ((["front"], "VIEW=TOPIC"), ([], "no cameras"), (["a=/x", "a=/y"], "twice"),
-                           (["9a=/x"], "view name"), (["a=/x y"], "topic name")):
-        with pytest.raises(ConfigError, match=message):
-            parse_cameras(items)
+    for items, message in ((["front"], "NAME=TOPIC"), ([], "no views"), (["a=/x", "a=/y"], "twice"),
+                           (["9a=/x"], "view name"), (["a=/x y"], "view 'a': invalid ROS 2 topic name")):
+        with pytest.raises(UsageError, match=message):  # exit code 2: the command line / parameters are wrong
+            parse_view_topics(items)
 
 
 def test_node_config_refuses_unknown_options_and_empty_task():

@@ -118,11 +118,18 @@ class Recorder:
         self.args, self.kwargs = args, kwargs
 
 
+class FakeLaunchConfiguration(Recorder):
+    """``LaunchConfiguration(name).perform(context)``: the value of ``name`` in a dict context."""
+
+    def perform(self, context):
+        return context[self.args[0]]
+
+
 def fake_launch_modules() -> dict[str, types.ModuleType]:
     modules = {}
     names = {
         "launch": ["LaunchDescription"],
-        "launch.actions": ["DeclareLaunchArgument", "SetEnvironmentVariable"],
+        "launch.actions": ["DeclareLaunchArgument", "LogInfo", "OpaqueFunction", "SetEnvironmentVariable"],
         "launch.substitutions": ["EnvironmentVariable", "LaunchConfiguration", "PathJoinSubstitution"],
         "launch_ros": [],
         "launch_ros.actions": ["Node"],
@@ -133,7 +140,18 @@ def fake_launch_modules() -> dict[str, types.ModuleType]:
         modules[module] = types.ModuleType(module)
         for name in classes:
             setattr(modules[module], name, type(name, (Recorder,), {}))
+    modules["launch.substitutions"].LaunchConfiguration = FakeLaunchConfiguration
     return modules
+
+
+def launch_node(entities: list, given: dict[str, str]) -> tuple[list, Recorder]:
+    """Run the launch file's OpaqueFunction with the declared defaults overridden by ``given``:
+    (its log messages, its Node)."""
+    declared = {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
+    (opaque,) = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
+    actions = opaque.kwargs["function"]({**declared, **given})
+    (node,) = [a for a in actions if type(a).__name__ == "Node"]
+    return [a.kwargs["msg"] for a in actions if type(a).__name__ == "LogInfo"], node
 
 
 def test_launch_file_builds_its_description_with_defaults(monkeypatch):
@@ -143,16 +161,33 @@ def test_launch_file_builds_its_description_with_defaults(monkeypatch):
     description = runpy.run_path(str(LAUNCH))["generate_launch_description"]()
     (entities,) = description.args
     declared = {e.args[0]: e.kwargs for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
-    assert set(declared) == {"cameras", "task", "model", "rate", "domain", "params_file"}
+    assert set(declared) == {"views", "task", "model", "max_rate", "domain", "params_file", "cameras", "rate"}
     assert all(kwargs.get("description") for kwargs in declared.values())
-    assert declared["cameras"]["default_value"] == "front=/camera/front/image_raw"
-    assert float(declared["rate"]["default_value"]) == 0.0
-    (node,) = [e for e in entities if type(e).__name__ == "Node"]
+    assert declared["views"]["default_value"] == "front=/camera/front/image_raw"
+    assert float(declared["max_rate"]["default_value"]) == 0.0
+    logs, node = launch_node(entities, {})
+    assert not logs
     assert node.kwargs["package"] == "robo_reward_ros" and node.kwargs["executable"] == "reward_node"
     _params_file, overrides = node.kwargs["parameters"]
-    assert set(overrides) <= set(REWARD_PARAMETERS)
+    assert set(overrides) == {"views", "task", "model", "max_rate"} and set(overrides) <= set(REWARD_PARAMETERS)
+    assert overrides["views"].args == ("front=/camera/front/image_raw",)
+    assert overrides["max_rate"].args == ("0.0",) and overrides["max_rate"].kwargs == {"value_type": float}
     (domain,) = [e for e in entities if type(e).__name__ == "SetEnvironmentVariable"]
     assert domain.args[0] == "ROS_DOMAIN_ID"
+
+
+def test_launch_file_keeps_its_former_argument_names_with_a_warning(monkeypatch):
+    for name, module in fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    (entities,) = runpy.run_path(str(LAUNCH))["generate_launch_description"]().args
+    logs, node = launch_node(entities, {"views": "w=/new", "max_rate": "5.0"})
+    overrides = node.kwargs["parameters"][1]
+    assert not logs and overrides["views"].args == ("w=/new",) and overrides["max_rate"].args == ("5.0",)
+    logs, node = launch_node(entities, {"cameras": "front=/cam/front/image_raw", "rate": "10.0"})
+    overrides = node.kwargs["parameters"][1]
+    assert overrides["views"].args == ("front=/cam/front/image_raw",) and overrides["max_rate"].args == ("10.0",)
+    assert any("'cameras' is deprecated, use 'views" in m for m in logs)
+    assert any("'rate' is deprecated, use 'max_rate" in m for m in logs)
 
 
 def test_params_file_matches_the_node_parameters():
@@ -161,7 +196,7 @@ def test_params_file_matches_the_node_parameters():
     assert set(params) <= set(REWARD_PARAMETERS)
     for name, value in params.items():
         assert type(value) is type(REWARD_PARAMETERS[name]), f"{name}: ROS 2 refuses a parameter of another type"
-    assert not {"cameras", "task", "model", "max_rate"} & set(params), "the launch arguments set these"
+    assert not {"views", "cameras", "task", "model", "max_rate"} & set(params), "the launch arguments set these"
     assert all(type(v) in (str, int, float, bool) for v in SIM_ROBOT_PARAMETERS.values())
 
 

@@ -169,7 +169,8 @@ class FakeRos:
                 return True
 
             def get_logger(self):
-                return types.SimpleNamespace(fatal=lambda text: fake.published["/rosout"].append(text))
+                return types.SimpleNamespace(fatal=lambda text: fake.published["/rosout"].append(text),
+                                             warning=lambda text: fake.published["/rosout"].append(text))
 
             def get_clock(self):
                 return types.SimpleNamespace(now=lambda: types.SimpleNamespace(nanoseconds=10**18))
@@ -252,7 +253,7 @@ def image_message(fake: FakeRos, nanosec: int, view_index: int, phase: float):
 
 def test_reward_node_on_rclpy_publishes_ros2_rewards(ros, monkeypatch, tmp_path):
     checkpoint = fit_pattern_model(("front", "wrist")).save(tmp_path / "model.pt")
-    ros.parameters.update(cameras="front=/cam/front/image_raw, wrist=/cam/wrist/image_raw", task="slide",
+    ros.parameters.update(views="front=/cam/front/image_raw, wrist=/cam/wrist/image_raw", task="slide",
                           model=str(checkpoint))
     ros.spins_left = 1_000_000  # ended below
 
@@ -296,10 +297,27 @@ def test_reward_node_on_rclpy_publishes_ros2_rewards(ros, monkeypatch, tmp_path)
     assert "only 'task'" in refused.reason
 
 
-def test_bad_parameters_exit_2(ros):
-    ros.parameters.update(cameras="front", task="slide")
+def test_parameters_that_do_not_parse_exit_2(ros):
+    ros.parameters.update(views="front", task="slide")
     assert reward_node_main(["reward_node"]) == 2
-    assert "expected VIEW=TOPIC" in ros.published["/rosout"][0]
+    assert "expected NAME=TOPIC" in ros.published["/rosout"][0]
+
+
+def test_parameters_the_node_cannot_start_with_exit_1(ros):
+    ros.parameters.update(views="front=/cam/front/image_raw", task="slide", model="no-such-model")
+    assert reward_node_main(["reward_node"]) == 1
+    assert "neither a registered model" in ros.published["/rosout"][0]
+
+
+def test_deprecated_cameras_parameter_still_works_and_warns(ros):
+    ros.parameters.update(cameras="front", task="slide")  # the old name reaches the same checks
+    assert reward_node_main(["reward_node"]) == 2
+    warning, fatal = ros.published["/rosout"]
+    assert "'cameras' is deprecated: use 'views'" in warning and "expected NAME=TOPIC" in fatal
+    ros.published.clear()
+    ros.parameters.update(views="front=/a", cameras="front=/b")
+    assert reward_node_main(["reward_node"]) == 2
+    assert "disagree: set 'views' only" in ros.published["/rosout"][0]
 
 
 def test_transport_publishers_and_subscribers_round_trip(ros):
@@ -334,4 +352,4 @@ def test_transport_publishers_and_subscribers_round_trip(ros):
     assert {q["reliability"] for _, _, q, _ in ros.subscriptions["/cam/image_raw/compressed"]} == {"best_effort"}
     assert {q["depth"] for _, _, q, _ in ros.subscriptions["/reward"]} == {10}
     transport.close()
-    assert set(REWARD_PARAMETERS) >= {"cameras", "task", "model", "max_rate"}
+    assert set(REWARD_PARAMETERS) >= {"views", "task", "model", "max_rate"}

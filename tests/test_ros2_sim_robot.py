@@ -45,8 +45,8 @@ def test_sim_robot_cameras_joints_actions_and_rewards(tmp_path):
             stdout=log, stderr=subprocess.STDOUT,
         )
         node = subprocess.Popen(
-            [sys.executable, "-m", "robo_reward.cli", "serve", "--camera", "corner=/sim/corner/image_raw/compressed",
-             "--camera", "topview=/sim/top/image_raw/compressed", "--task", "reach the target",  # the default model
+            [sys.executable, "-m", "robo_reward.cli", "serve", "--view", "corner=/sim/corner/image_raw/compressed",
+             "--view", "topview=/sim/top/image_raw/compressed", "--task", "reach the target",  # the default model
              "--stale-timeout", "2.0", *common],
             stdout=log, stderr=subprocess.STDOUT,
         )

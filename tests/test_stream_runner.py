@@ -120,7 +120,7 @@ def test_a_task_change_takes_effect_and_starts_an_episode(model):
 
 
 def test_stale_view_is_flagged_and_raises_uncertainty_then_recovers(model):
-    stream, records = make_stream(model, stale_after_s=0.25)
+    stream, records = make_stream(model, stale_timeout_s=0.25)
     for k in range(3):
         push_set(stream, k)
     for k in range(3, 9):

@@ -5,7 +5,7 @@
         --out data/metaworld_demos --repo-id robo_reward/metaworld_demos
 
 Per task, ``--successes`` expert episodes, ``--partials`` experts stopped part-way and
-``--failures`` perturbed experts (see :func:`robo_reward.envs.metaworld.find_scripted_episode`),
+``--failures`` perturbed experts (see :func:`robo_reward.envs.metaworld_search.find_scripted_episode`),
 each from its own seeded initial state. One LeRobot frame per env step:
 
 * ``observation.images.<camera>`` — video, (H, W, 3) RGB, upright;
@@ -39,15 +39,10 @@ import numpy as np
 from tqdm import tqdm
 
 from robo_reward.atomic import atomic_dir
-from robo_reward.envs.metaworld import (
-    INSTRUCTIONS,
-    ScriptedEpisode,
-    check_task,
-    find_scripted_episode,
-    make_metaworld_env,
-    metaworld_task_env,
-    scripted_rollout,
-)
+from robo_reward.envs.metaworld import make_metaworld_env, metaworld_task_env
+from robo_reward.envs.metaworld_experts import scripted_rollout
+from robo_reward.envs.metaworld_search import ScriptedEpisode, find_scripted_episode
+from robo_reward.envs.metaworld_tasks import INSTRUCTIONS, check_task
 from robo_reward.errors import ConfigError, require
 
 EPISODES_SIDECAR = "meta/robo_reward_episodes.json"

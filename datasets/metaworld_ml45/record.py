@@ -35,7 +35,8 @@ import numpy as np
 
 from robo_reward.atomic import atomic_path
 from robo_reward.data.video import write_video
-from robo_reward.envs.metaworld import MujocoCameraRig, expert_policy, metaworld_task_env
+from robo_reward.envs.metaworld import MujocoCameraRig, metaworld_task_env
+from robo_reward.envs.metaworld_experts import expert_policy
 
 CAMERAS = ("corner", "topview")
 MAX_STEPS = 500

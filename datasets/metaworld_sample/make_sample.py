@@ -38,14 +38,10 @@ from tqdm import tqdm
 from robo_reward.atomic import atomic_dir
 from robo_reward.data.episodes import MANIFEST_FORMAT
 from robo_reward.data.video import write_video
-from robo_reward.envs.metaworld import (
-    INSTRUCTIONS,
-    ScriptedEpisode,
-    find_scripted_episode,
-    make_metaworld_env,
-    metaworld_task_env,
-    scripted_rollout,
-)
+from robo_reward.envs.metaworld import make_metaworld_env, metaworld_task_env
+from robo_reward.envs.metaworld_experts import scripted_rollout
+from robo_reward.envs.metaworld_search import ScriptedEpisode, find_scripted_episode
+from robo_reward.envs.metaworld_tasks import INSTRUCTIONS
 from robo_reward.errors import ConfigError
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "robo_reward" / "assets" / "metaworld_sample"
@@ -57,7 +53,7 @@ class SampleConfig:
 
     Attributes:
         task: Meta-World v3 task name.
-        instruction: the task in words (default: :data:`~robo_reward.envs.metaworld.INSTRUCTIONS`).
+        instruction: the task in words (default: :data:`~robo_reward.envs.metaworld_tasks.INSTRUCTIONS`).
         baselines: VLM-RM baseline prompts stored with the task.
         cameras: camera names, one mp4 per camera per episode.
         size: square image side in pixels.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from robo_reward.errors import ConfigError
+from robo_reward.errors import UsageError
 from robo_reward.models.options import load_model_from_text, parse_options
 
 
@@ -45,7 +45,7 @@ def model_options(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
 def model_from_args(args: argparse.Namespace):
     """Load the model that ``--model`` and its options name."""
     if args.model is None:
-        raise ConfigError("give --model (a registered name or a checkpoint path)")
+        raise UsageError("give --model (a registered name or a checkpoint path)")
     given = {key: getattr(args, key) for key in ("arch", "pretrained", "alpha", "device")
              if getattr(args, key, None) is not None}
     return load_model_from_text(args.model, args.option, given)

@@ -18,8 +18,8 @@ EXAMPLES = """\
   robo-reward label --view front=front.mp4 --task "open the drawer" --model models/drawer.pt --out runs/d2
   robo-reward label --lerobot ~/data/so101_pick_place --model models/pick.pt --out runs/pick   # + runs/pick/lerobot/
   robo-reward label --lerobot lerobot/pusht --write sidecar --model models/pusht.pt --out runs/pusht
-  robo-reward label --bag rec1.mcap --bag rec2 --topic front=/cam/front/image_raw \\
-      --topic wrist=/cam/wrist/compressed --slop 0.02 --task "pick the cup" --model models/cup.pt --out runs/cup
+  robo-reward label --bag rec1.mcap --bag rec2 --view front=/cam/front/image_raw \\
+      --view wrist=/cam/wrist/compressed --slop 0.02 --task "pick the cup" --model models/cup.pt --out runs/cup
   robo-reward label --episodes corpus/ --model models/drawer.pt --out runs/big --engine ray --resume
 """
 
@@ -53,6 +53,12 @@ def add_parser(subparsers) -> None:
     engine = parser.add_argument_group("execution")
     engine.add_argument("--engine", choices=ENGINES, default="local",
                         help="local: in this process; ray: Ray Data (decode tasks + an actor pool holding the model)")
+    engine.add_argument("--prefetch", action="store_true",
+                        help="local engine: decode in a child process while the model scores; pays off when the model "
+                        "does not need the CPU (a GPU) and decoding is slow, costs a little on a small CPU machine")
+    engine.add_argument("--torch-threads", type=int, default=1,
+                        help="CPU threads of the model (torch.set_num_threads); 0 leaves torch's default. On a 2-core "
+                        "machine 1 labels fastest: a second model thread competes with decoding (bench/label_throughput.py)")
     engine.add_argument("--address", help="with --engine ray: address of an existing Ray cluster (default: start a "
                                           "local one)")
     engine.add_argument("--ray-actors", type=int, help="with --engine ray: scoring actors (default: one per GPU, "
@@ -66,7 +72,7 @@ def make_engine(args: argparse.Namespace):
     if args.engine == "local":
         from robo_reward.engine.local import LocalEngine
 
-        return LocalEngine()
+        return LocalEngine(prefetch=args.prefetch)
     from robo_reward.engine.ray_data import RayEngine
 
     return RayEngine(address=args.address, num_actors=args.ray_actors, num_gpus_per_actor=args.ray_gpus_per_actor,
@@ -75,12 +81,16 @@ def make_engine(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from robo_reward.data.sources import open_episodes, open_sinks
-    from robo_reward.errors import ConfigError
+    from robo_reward.errors import UsageError
     from robo_reward.evaluation import format_metrics, read_metrics
     from robo_reward.labeling import LabelConfig, label_episodes
 
+    if args.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     if args.score_reversed and args.engine != "local":
-        raise ConfigError("--score-reversed runs on the local engine only")
+        raise UsageError("--score-reversed runs on the local engine only")
     config = LabelConfig(batch_size=args.batch_size, stride=args.stride, fps=args.fps, gamma=args.gamma,
                          score_reversed=args.score_reversed,
                          reward=args.reward, terminal=args.terminal)

@@ -12,15 +12,15 @@ from robo_reward.commands._common import add_model_arguments, add_subcommand
 
 EXAMPLES = """\
   # two cameras, no ROS install needed (plain Cyclone DDS speaking ROS 2), this host only:
-  robo-reward serve --camera front=/cam/front/image_raw --camera wrist=/cam/wrist/image_raw \\
+  robo-reward serve --view front=/cam/front/image_raw --view wrist=/cam/wrist/image_raw \\
       --task "open the drawer" --model models/drawer.pt --localhost-only
 
   # a compressed camera topic (image_transport's …/compressed), ROS_DOMAIN_ID 7, 10 Hz of rewards:
-  robo-reward serve --camera front=/cam/front/image_raw/compressed --task "open the drawer" \\
+  robo-reward serve --view front=/cam/front/image_raw/compressed --task "open the drawer" \\
       --domain 7 --max-rate 10
 
   # inside a sourced ROS 2 workspace (robo_reward_msgs built), through rclpy:
-  robo-reward serve --transport rclpy --camera front=/cam/front/image_raw --task "open the drawer"
+  robo-reward serve --transport rclpy --view front=/cam/front/image_raw --task "open the drawer"
 
   # watch the rewards and change the task while it runs:
   ros2 topic echo /robo_reward/reward
@@ -31,6 +31,7 @@ EXAMPLES = """\
 
 def add_parser(subparsers) -> None:
     from robo_reward.assets import DEFAULT_MODEL
+    from robo_reward.data.sources import DeprecatedAlias
 
     parser = add_subcommand(
         subparsers, "serve",
@@ -38,9 +39,11 @@ def add_parser(subparsers) -> None:
         "with a reward model and publish robo_reward_msgs/Reward (plus JSON diagnostics).",
         EXAMPLES, run,
     )
-    parser.add_argument("--camera", action="append", default=[], metavar="VIEW=TOPIC", required=True,
-                        help="a camera: view name and its sensor_msgs/Image topic, or CompressedImage for a "
-                        "topic ending in /compressed (repeatable; views are named as the model knows them)")
+    parser.add_argument("--view", action="append", default=[], metavar="NAME=TOPIC",
+                        help="a camera view and its sensor_msgs/Image topic, or CompressedImage for a topic ending "
+                        "in /compressed (repeat per view, at least one; views are named as the model knows them)")
+    parser.add_argument("--camera", dest="view", action=DeprecatedAlias, new="--view", metavar="NAME=TOPIC",
+                        help="deprecated: use --view NAME=TOPIC")
     parser.add_argument("--task", required=True, help="the task instruction, e.g. 'open the drawer'")
     add_model_arguments(parser, default=str(DEFAULT_MODEL))
 
@@ -57,19 +60,22 @@ def add_parser(subparsers) -> None:
     ros.add_argument("--task-topic", default="~/task", help="std_msgs/String input that changes the task")
     ros.add_argument("--reset-topic", default="~/episode_reset", help="std_msgs/Empty input that starts an episode")
     ros.add_argument("--diagnostics-topic", default="~/diagnostics", help="std_msgs/String JSON diagnostics output")
-    ros.add_argument("--diagnostics-period", type=float, default=2.0, help="seconds between diagnostics")
+    ros.add_argument("--diagnostics-period", type=float, default=2.0, metavar="SECONDS",
+                     help="time between diagnostics")
 
     live = parser.add_argument_group("synchronisation, batching and shaping")
     live.add_argument("--gamma", type=float, default=0.99, help="shaping discount; must equal the learner's γ")
-    live.add_argument("--slop", type=float, default=0.05, help="largest stamp difference in an image set, s")
+    live.add_argument("--slop", type=float, default=0.05, metavar="SECONDS",
+                      help="largest stamp difference in an image set")
     live.add_argument("--queue-size", type=int, default=5, help="images kept per camera while matching")
-    live.add_argument("--stale-timeout", type=float, default=0.5,
-                      help="a camera lagging the newest stamp by more than this (s) is dropped from fusion")
+    live.add_argument("--stale-timeout", type=float, default=0.5, metavar="SECONDS",
+                      help="a view lagging the newest stamp by more than this is dropped from fusion")
     live.add_argument("--max-batch", type=int, default=8, help="most image sets per model call")
-    live.add_argument("--max-wait", type=float, default=0.0,
-                      help="extra wait for a batch to fill, s (0: batch the sets that queued while the model ran)")
+    live.add_argument("--max-wait", type=float, default=0.0, metavar="SECONDS",
+                      help="extra wait for a batch to fill (0: batch the sets that queued while the model ran)")
     live.add_argument("--max-pending", type=int, default=16, help="image sets queued for the model; oldest dropped")
-    live.add_argument("--max-rate", type=float, default=0.0, help="most rewards per second (0: every image set)")
+    live.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
+                      help="most rewards per second (0: every image set)")
     live.add_argument("--torch-threads", type=int, default=1,
                       help="CPU threads of the model (torch.set_num_threads); 1 keeps small live batches from "
                       "stalling when cameras and drivers share the CPU, 0 leaves torch's default")
@@ -83,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = NodeConfig.build(
-        args.camera, args.task, args.model,
-        gamma=args.gamma, slop_s=args.slop, queue_size=args.queue_size, stale_after_s=args.stale_timeout,
+        args.view, args.task, args.model,
+        gamma=args.gamma, slop_s=args.slop, queue_size=args.queue_size, stale_timeout_s=args.stale_timeout,
         max_batch=args.max_batch, max_wait_s=args.max_wait, max_pending=args.max_pending,
         max_rate_hz=args.max_rate, reward_topic=args.reward_topic, task_topic=args.task_topic,
         reset_topic=args.reset_topic, diagnostics_topic=args.diagnostics_topic,

@@ -15,7 +15,7 @@ EXAMPLES = """\
   robo-reward sim-robot --task PandaReach-v3 --camera front --camera side --localhost-only
 
   # and the reward node scoring it (in another shell):
-  robo-reward serve --camera front=/sim/front/image_raw --camera side=/sim/side/image_raw \\
+  robo-reward serve --view front=/sim/front/image_raw --view side=/sim/side/image_raw \\
       --task "reach the target" --model models/reach.pt --localhost-only
 
   # drive the arm (end-effector displacement x, y, z in [-1, 1]):

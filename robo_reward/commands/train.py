@@ -14,6 +14,9 @@ EXAMPLES = """\
   robo-reward train --config run.yaml --set resume=true          # continue from the newest checkpoint
 
 Every field of robo_reward.rl.train.TrainArgs is a YAML key and a --set KEY=VALUE.
+--set sets a key of the training run; it is not --option (label/fit/serve), which sets a field
+of the reward model's config: here those go in the run's reward_model_options key, e.g.
+  robo-reward train --set reward_model=clip --set 'reward_model_options={pretrained: none}'
 """
 
 
@@ -22,14 +25,16 @@ def add_parser(subparsers) -> None:
                             EXAMPLES, run)
     parser.add_argument("--config", type=Path, help="YAML file of TrainArgs fields")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one TrainArgs field (repeatable)")
+                        help="override one key of the run config, a TrainArgs field (repeatable); the reward "
+                             "model's own options (what --option sets in label/fit/serve) are the key "
+                             "reward_model_options")
 
 
 def run(args: argparse.Namespace) -> int:
     import typing
     from dataclasses import fields
 
-    from robo_reward.errors import ConfigError
+    from robo_reward.errors import UsageError
     from robo_reward.models.options import coerce_option
     from robo_reward.rl.train import TrainArgs, final_success, train
 
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or key not in known:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
         overrides[key] = coerce_option(value, hints[key], key)
     config = TrainArgs.from_yaml(args.config, **overrides) if args.config else TrainArgs(**overrides)
     out = train(config)

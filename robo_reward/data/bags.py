@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from robo_reward.data.align import sample_times
-from robo_reward.errors import InputError, require
+from robo_reward.errors import InputError, UsageError, require
 from robo_reward.sync import synchronise
 from robo_reward.types import FrameBatch, Sampling, Task
 
@@ -154,7 +154,7 @@ class BagEpisode:
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         if not self.topics:
-            raise InputError(f"{self.path}: name at least one camera topic (--topic NAME=TOPIC)")
+            raise UsageError(f"{self.path}: name at least one camera topic (--view NAME=TOPIC)")
         if self.slop_s < 0:
             raise InputError(f"--slop must be >= 0 s, got {self.slop_s}")
         self.name = self.name or (self.path.stem if self.path.is_file() else self.path.name)

@@ -3,7 +3,7 @@
 An episode knows its task, its views and how to yield synchronised
 :class:`~robo_reward.types.FrameBatch` micro-batches. :class:`VideoEpisode` reads one
 video file per view; LeRobot datasets and rosbag2 recordings provide their own episode
-classes with the same :class:`Episode` protocol.
+classes with the same :class:`~robo_reward.types.Episode` protocol.
 
 The episode manifest (``episodes.json``, format ``robo_reward.episodes/v1``) lists
 episodes of video files with their task and, where known, their outcome::
@@ -29,7 +29,7 @@ from robo_reward.data.align import sample_times
 from robo_reward.data.video import VideoInfo, probe_video, read_frames
 from robo_reward.errors import InputError
 from robo_reward.sync import RecordingSets, synchronise
-from robo_reward.types import Episode, FrameBatch, Sampling, Task
+from robo_reward.types import FrameBatch, Sampling, Task
 
 MANIFEST_FORMAT = "robo_reward.episodes/v1"
 OUTCOMES = ("success", "partial", "failure")

@@ -10,15 +10,21 @@ forward pass from the keyframe before the span (no per-frame seeking).
 
 Writing never touches the input:
 
-* ``lerobot`` — a NEW dataset (LeRobot's own ``modify_features``, which copies the
-  videos) keeping every column of the input as it is, with the model's estimates
-  added as ``<quantity>.robo_reward`` (float32): ``reward.robo_reward`` (the reward of
-  s_t → s_{t+1}), ``progress.robo_reward`` (Φ) and ``success_probability.robo_reward``.
-  Where the input lacks them, ``next.done`` (True on each episode's last frame, the
-  LeRobot convention) and ``next.truncated`` (the recording stopped there rather than
-  terminated, see ``LabelConfig.terminal``) are added. ``next.reward`` gets the model's
-  reward only on request (``replace_reward``); ``next.success`` is never written. Plus
-  the sidecar;
+* ``lerobot`` — a NEW dataset in the v3.0 layout, written directly: the videos (and any
+  image folders) are hard links of the input's files (copies where the filesystem
+  refuses a link; a linked file is never opened for writing), each data file is read
+  with pyarrow and written anew with the added columns, and meta/ is the input's with
+  the new features in ``info.json`` and their statistics (LeRobot's own
+  ``compute_episode_stats``/``aggregate_stats``) in ``stats.json`` and in each
+  episode's ``stats/<feature>/<stat>`` columns of meta/episodes. Every column of the
+  input is kept as it is, with the model's estimates added as
+  ``<quantity>.robo_reward`` (float32): ``reward.robo_reward`` (the reward of
+  s_t → s_{t+1}), ``progress.robo_reward`` (Φ) and ``success_probability.robo_reward``
+  (replacing those of an earlier run). Where the input lacks them, ``next.done`` (True
+  on each episode's last frame, the LeRobot convention) and ``next.truncated`` (the
+  recording stopped there rather than terminated, see ``LabelConfig.terminal``) are
+  added. ``next.reward`` gets the model's reward only on request (``replace_reward``);
+  ``next.success`` is never written. Plus the sidecar;
 * ``sidecar`` — only ``progress.parquet`` keyed by ``(episode_index, frame_index)``:
   progress, success probability, uncertainty, reward and per-view progress.
 """
@@ -27,7 +33,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,9 +45,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from robo_reward.atomic import atomic_path
 from robo_reward.data.align import sample_times
 from robo_reward.data.video import open_video
-from robo_reward.errors import InputError, require
+from robo_reward.errors import InputError, UsageError, require
 from robo_reward.types import FrameBatch, Sampling, Task
 
 if TYPE_CHECKING:
@@ -349,16 +358,16 @@ class LeRobotSink:
 
     def __post_init__(self) -> None:
         if self.mode not in WRITE_MODES:
-            raise InputError(f"unknown --write mode '{self.mode}'; choose from {', '.join(WRITE_MODES)}")
+            raise UsageError(f"unknown --write mode '{self.mode}'; choose from {', '.join(WRITE_MODES)}")
         if self.replace_reward and self.mode != "lerobot":
-            raise InputError("--replace-reward writes next.reward into a new dataset: use it with --write lerobot")
+            raise UsageError("--replace-reward writes next.reward into a new dataset: use it with --write lerobot")
         roots = {e.root for e in self.episodes}
         if len(roots) != 1:
             raise InputError(f"a LeRobot sink writes one dataset at a time, got {sorted(map(str, roots))}")
 
     def check(self, config: LabelConfig) -> None:
         if self.mode == "lerobot" and (config.stride != 1 or config.fps is not None):
-            raise InputError(
+            raise UsageError(
                 f"{self.episodes[0].root}: --write lerobot needs a score for every frame: use --stride 1 without "
                 "--fps, or --write sidecar"
             )
@@ -372,42 +381,38 @@ class LeRobotSink:
         return [folder / SIDECAR_FILE, self._write_dataset(results, folder / DATASET_DIR)]
 
     def _write_dataset(self, results: Sequence[EpisodeLabels], target: Path) -> Path:
-        import pyarrow.parquet as pq
+        """Assemble the new dataset in ``target`` (inside the run's temporary folder), in the v3.0 layout.
 
-        lerobot_dataset = require("lerobot.datasets.lerobot_dataset", "lerobot", "writing LeRobot datasets")
-        dataset_tools = require("lerobot.datasets.dataset_tools", "lerobot", "writing LeRobot datasets")
-        columns = self._reward_columns(results)
+        Videos (and any image folders) are hard links of the input's files (copies where the
+        filesystem refuses a link); every file written here is a new one, so a linked file is
+        never opened for writing. Data files get the new columns, meta/ gets their features
+        and statistics; everything else is copied as it is.
+        """
+        compute_stats = require("lerobot.datasets.compute_stats", "lerobot", "writing LeRobot datasets")
         root = self.episodes[0].root
-        repo_id = self.episodes[0].metadata.get("repo_id", f"local/{root.name}")
-        source = lerobot_dataset.LeRobotDataset(repo_id, root=root)
-        present = set(source.meta.features)
-        specs = ESTIMATE_FEATURES | {name: spec for name, spec in EPISODE_END_FEATURES.items() if name not in present}
+        info = json.loads((root / "meta" / "info.json").read_text())
+        specs = ESTIMATE_FEATURES | {name: spec for name, spec in EPISODE_END_FEATURES.items()
+                                     if name not in info["features"]}
         if self.replace_reward:
             specs[REWARD_FEATURE] = _FLOAT
-        # modify_features takes each added column in the order of the rows of the sorted data files
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in specs}
-        for path in sorted((root / "data").glob("*/*.parquet")):
-            keys = pq.read_table(path, columns=["episode_index", "frame_index"])
-            episode_of_row = keys.column("episode_index").to_numpy()
-            frame_of_row = keys.column("frame_index").to_numpy()
-            for name, spec in specs.items():
-                column = np.empty(len(episode_of_row), dtype=spec["dtype"])
-                for episode_index in np.unique(episode_of_row):
-                    rows = episode_of_row == episode_index
-                    column[rows] = columns[int(episode_index)][name][frame_of_row[rows]]
-                parts[name].append(column)
-        replaced = [name for name in specs if name in present]
-        staging = target.with_name(f".{target.name}.staging")
-        if replaced:  # modify_features refuses to add a feature the dataset has, even one removed in the same call
-            source = dataset_tools.modify_features(source, remove_features=replaced, output_dir=staging,
-                                                   repo_id=f"{repo_id}_staging")
-        dataset_tools.modify_features(
-            source,
-            add_features={name: (np.concatenate(parts[name]), dict(spec)) for name, spec in specs.items()},
-            output_dir=target,
-            repo_id=f"{repo_id}_rewards",
-        )
-        shutil.rmtree(staging, ignore_errors=True)
+        columns = self._reward_columns(results)
+        # the features as modify_features wrote them: the input's, less those replaced, then the new ones
+        info["features"] = {key: value for key, value in info["features"].items() if key not in specs} | {
+            name: {**spec, "shape": list(spec["shape"])} for name, spec in specs.items()}
+        target.mkdir(parents=True)
+        for folder in ("videos", "images"):
+            _link_tree(root / folder, target / folder)
+        _write_data_files(root, target, info["features"], specs, columns)
+        # per-episode statistics as LeRobot's save_episode computes them: (T, 1) arrays of each episode's rows
+        episode_stats = {}
+        with warnings.catch_warnings():  # numpy's histogram converts bool to uint8, as it does in LeRobot
+            warnings.filterwarnings("ignore", message="Converting input from bool", category=RuntimeWarning)
+            for episode in self.episodes:
+                values = {name: columns[episode.episode_index][name][episode.frame_index].reshape(-1, 1)
+                          for name in specs}
+                episode_stats[episode.episode_index] = compute_stats.compute_episode_stats(values, specs)
+        _write_meta(root, target, info, specs, episode_stats,
+                    compute_stats.aggregate_stats(list(episode_stats.values())))
         return target
 
     def _reward_columns(self, results: Sequence[EpisodeLabels]) -> dict[int, dict[str, np.ndarray]]:
@@ -438,3 +443,98 @@ class LeRobotSink:
             columns[episode.episode_index] = per_frame
         return columns
 
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link every file under ``source`` into ``target`` (a copy where linking fails)."""
+    if not source.is_dir():
+        return
+    for path in sorted(source.rglob("*")):
+        if not path.is_file():
+            continue
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, destination)  # shares the inode: the input's file, never to be written through
+        except OSError:  # another filesystem, no permission, too many links, no hard links at all
+            shutil.copy2(path, destination)
+
+
+def _write_data_files(root: Path, target: Path, features: Mapping[str, Any], specs: Mapping[str, Mapping[str, Any]],
+                      columns: Mapping[int, Mapping[str, np.ndarray]]) -> None:
+    """Each data file of ``root`` again under ``target``: the input's columns as they are, then ``specs``'s.
+
+    A row's values are those of its ``(episode_index, frame_index)``. The schema's
+    ``huggingface`` metadata describes the new features (as LeRobot writes it).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lerobot_utils = require("lerobot.datasets.utils", "lerobot", "writing LeRobot datasets")
+    hf_features = lerobot_utils.get_hf_features_from_features(
+        {key: {**value, "shape": tuple(value["shape"])} for key, value in features.items()})
+    hf_metadata = hf_features.arrow_schema.metadata or {}
+    for path in sorted((root / "data").glob("*/*.parquet")):
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: cannot read the LeRobot data file: {exc}") from exc
+        episode_of_row = table.column("episode_index").to_numpy()
+        frame_of_row = table.column("frame_index").to_numpy()
+        by_episode = np.argsort(episode_of_row, kind="stable")  # each episode's rows, one slice each
+        episode_indices, starts = np.unique(episode_of_row[by_episode], return_index=True)
+        slices = [(int(e), by_episode[a:b]) for e, a, b in zip(episode_indices, starts, [*starts[1:], len(by_episode)])]
+        table = table.drop_columns([name for name in specs if name in table.column_names])
+        for name, spec in specs.items():
+            column = np.empty(len(episode_of_row), dtype=spec["dtype"])
+            for episode_index, rows in slices:
+                column[rows] = columns[episode_index][name][frame_of_row[rows]]
+            table = table.append_column(name, pa.array(column))
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **hf_metadata})
+        destination = target / path.relative_to(root)
+        with atomic_path(destination) as tmp:
+            pq.write_table(table, tmp, compression="snappy", use_dictionary=True)
+
+
+def _write_meta(root: Path, target: Path, info: Mapping[str, Any], specs: Mapping[str, Any],
+                episode_stats: Mapping[int, Mapping[str, Mapping[str, np.ndarray]]],
+                stats: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    """meta/ of the new dataset: the input's, with ``info``, and the statistics of ``specs``'s features.
+
+    ``stats.json`` and each episode's ``stats/<feature>/<stat>`` columns in meta/episodes
+    get those of the new features (replacing any the input had for them); tasks and
+    everything else are copied byte for byte.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lerobot_utils = require("lerobot.datasets.utils", "lerobot", "writing LeRobot datasets")
+    source, meta = root / "meta", target / "meta"
+    episode_files = sorted((source / "episodes").glob("*/*.parquet"))
+    rewritten = {source / "info.json", source / "stats.json", *episode_files}
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and path not in rewritten:
+            destination = meta / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, destination)
+    for path in episode_files:
+        table = pq.read_table(path)
+        kept = [name for name in table.column_names if not any(name.startswith(f"stats/{f}/") for f in specs)]
+        stats_columns = [i for i, name in enumerate(kept) if name.startswith("stats/")]
+        at = stats_columns[-1] + 1 if stats_columns else len(kept)
+        table = table.select(kept)
+        order = [int(i) for i in table.column("episode_index").to_pylist()]
+        for feature in specs:  # as LeRobot's _flush_metadata_buffer: each statistic's .tolist() per episode
+            for stat in next(iter(episode_stats.values()))[feature]:
+                values = pa.array([episode_stats[i][feature][stat].tolist() for i in order])
+                table = table.add_column(at, f"stats/{feature}/{stat}", values)
+                at += 1
+        with atomic_path(meta / path.relative_to(source)) as tmp:
+            pq.write_table(table, tmp, compression="snappy", use_dictionary=True)
+    old_stats = source / "stats.json"
+    previous = json.loads(old_stats.read_text()) if old_stats.is_file() else {}
+    merged = {key: value for key, value in previous.items() if key not in specs}
+    merged |= lerobot_utils.serialize_dict({name: stats[name] for name in specs})
+    for name, content in (("stats.json", merged), ("info.json", info)):
+        with atomic_path(meta / name) as tmp:
+            tmp.write_text(json.dumps(content, indent=4, ensure_ascii=False))  # as LeRobot's write_json

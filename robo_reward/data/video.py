@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
 
 from robo_reward.atomic import atomic_path
@@ -40,6 +41,11 @@ def open_video(path: Path) -> av.container.InputContainer:
     """Open a video file, or raise InputError naming it (missing, corrupt, no video stream)."""
     if not path.is_file():
         raise InputError(f"video file not found: {path}")
+    if av.logging.get_level() is not None:
+        # A Python log callback (installed by LeRobot's import: av.logging.set_level(ERROR))
+        # can deadlock threaded decoding when a decoder is freed mid-stream; FFmpeg's own
+        # logging to stderr cannot.
+        av.logging.set_level(None)
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:

@@ -14,6 +14,9 @@ imported only when an env is made):
 >>> obs, info = env.reset(seed=0)   # {"state": (39,), "views": {"corner": (96, 96, 3), ...}}
 >>> env.get_wrapper_attr("camera_info")("corner").intrinsics   # (3, 3) K
 
+A reward model goes on any of them (or any env that renders views) with the plain
+gymnasium wrapper :class:`robo_reward.envs.reward_wrapper.RewardModelWrapper` (no SB3).
+
 Without importing it first, ``gymnasium.make("robo_reward.envs:robo_reward/MetaWorld-v0", ...)``
 imports it. Importing this package also picks MuJoCo's offscreen GL backend
 (``MUJOCO_GL``: ``egl`` with a GPU, else ``osmesa``) if the user has not set it; see

@@ -7,9 +7,15 @@
 >>> obs, reward, terminated, truncated, info = env.step(policy.get_action(obs["state"]))
 >>> info["success"]                     # 1.0 once the drawer is open
 
-Scripted episodes for datasets: :class:`ScriptedPolicy` (the expert, stopped part-way or
-perturbed), :func:`scripted_rollout` and :func:`find_scripted_episode` (pick a seed whose
-episode comes out as success, partial or failure).
+This module holds the envs: :func:`metaworld_task_env` (state only),
+:class:`MujocoCameraRig` and :func:`make_metaworld_env`. Beside it: the task catalogue
+(:mod:`~robo_reward.envs.metaworld_tasks`: :data:`TASKS`, :data:`INSTRUCTIONS`,
+:func:`check_task`), the scripted experts (:mod:`~robo_reward.envs.metaworld_experts`:
+:func:`expert_policy`, :class:`ScriptedPolicy`, the expert stopped part-way or perturbed,
+and :func:`scripted_rollout`) and the seed search for datasets
+(:mod:`~robo_reward.envs.metaworld_search`: :func:`find_scripted_episode` picks a seed
+whose episode comes out as success, partial or failure). Their names are importable from
+here too.
 
 Cameras are the seven of Meta-World's scene (``corner``, ``corner2``, ``corner3``,
 ``corner4``, ``topview``, ``behindGripper``, ``gripperPOV``). Meta-World's corner cameras
@@ -24,9 +30,7 @@ unless already set, and must be set before ``mujoco`` is first imported.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -41,76 +45,22 @@ from robo_reward.envs.cameras import (
     intrinsics_from_fovy,
     parse_image_size,
 )
+from robo_reward.envs.metaworld_experts import (
+    SCRIPTED_KINDS,
+    ScriptedPolicy,
+    Transition,
+    expert_policy,
+    scripted_rollout,
+)
+from robo_reward.envs.metaworld_search import ScriptedEpisode, find_scripted_episode
+from robo_reward.envs.metaworld_tasks import INSTRUCTIONS, TASKS, check_task
 from robo_reward.errors import ConfigError, require
 
 choose_mujoco_gl()
 mujoco = require("mujoco", "sim", "MuJoCo rendering")
 _env_dict = require("metaworld.env_dict", "sim", "Meta-World tasks")
-_policies = require("metaworld.policies", "sim", "Meta-World expert policies")
-
-#: The 50 Meta-World v3 task names, e.g. ``"drawer-open-v3"``.
-TASKS: tuple[str, ...] = tuple(sorted(_env_dict.ALL_V3_ENVIRONMENTS))
 
 _FLIP_180 = np.diag([-1.0, -1.0, 1.0])  # rotation by 180° about the optical (z) axis
-
-#: Task → instruction in words, after the task descriptions of the Meta-World paper.
-INSTRUCTIONS: dict[str, str] = {
-    "assembly-v3": "put the nut on the peg",
-    "basketball-v3": "dunk the basketball into the basket",
-    "bin-picking-v3": "move the cube from one bin to the other",
-    "box-close-v3": "put the lid on the box",
-    "button-press-topdown-v3": "press the button from the top",
-    "button-press-topdown-wall-v3": "press the button behind the wall from the top",
-    "button-press-v3": "press the button",
-    "button-press-wall-v3": "press the button behind the wall",
-    "coffee-button-v3": "press the button on the coffee machine",
-    "coffee-pull-v3": "pull the mug out of the coffee machine",
-    "coffee-push-v3": "push the mug under the coffee machine",
-    "dial-turn-v3": "turn the dial",
-    "disassemble-v3": "take the nut off the peg",
-    "door-close-v3": "close the door",
-    "door-lock-v3": "lock the door",
-    "door-open-v3": "open the door",
-    "door-unlock-v3": "unlock the door",
-    "drawer-close-v3": "close the drawer",
-    "drawer-open-v3": "open the drawer",
-    "faucet-close-v3": "turn the faucet off",
-    "faucet-open-v3": "turn the faucet on",
-    "hammer-v3": "hammer the nail into the wall",
-    "hand-insert-v3": "put the gripper into the hole",
-    "handle-press-side-v3": "press the handle down from the side",
-    "handle-press-v3": "press the handle down",
-    "handle-pull-side-v3": "pull the handle up from the side",
-    "handle-pull-v3": "pull the handle up",
-    "lever-pull-v3": "pull the lever up",
-    "peg-insert-side-v3": "insert the peg into the hole from the side",
-    "peg-unplug-side-v3": "unplug the peg from the side",
-    "pick-out-of-hole-v3": "pick the peg out of the hole",
-    "pick-place-v3": "pick up the puck and place it at the goal",
-    "pick-place-wall-v3": "pick up the puck and place it at the goal behind the wall",
-    "plate-slide-back-side-v3": "slide the plate out of the cabinet from the side",
-    "plate-slide-back-v3": "slide the plate out of the cabinet",
-    "plate-slide-side-v3": "slide the plate into the cabinet from the side",
-    "plate-slide-v3": "slide the plate into the cabinet",
-    "push-back-v3": "push the puck back to the goal",
-    "push-v3": "push the puck to the goal",
-    "push-wall-v3": "push the puck past the wall to the goal",
-    "reach-v3": "reach the goal position",
-    "reach-wall-v3": "reach the goal position behind the wall",
-    "shelf-place-v3": "pick up the puck and place it on the shelf",
-    "soccer-v3": "kick the ball into the goal",
-    "stick-pull-v3": "grasp the stick and pull the box with it",
-    "stick-push-v3": "grasp the stick and push the box with it",
-    "sweep-into-v3": "sweep the puck into the hole",
-    "sweep-v3": "sweep the puck off the table",
-    "window-close-v3": "close the window",
-    "window-open-v3": "open the window",
-}
-
-
-def check_task(task: str) -> str:
-    """Return ``task`` if it is a Meta-World v3 task name, else raise :class:`ConfigError`."""
-    return check_names("task", (task,), TASKS, "Meta-World v3")[0]
 
 
 class SeededMetaWorld(gym.Wrapper):
@@ -156,11 +106,6 @@ def metaworld_task_env(task: str, goal_observable: bool = True, max_path_length:
     env.__dict__.pop("sawyer_observation_space", None)  # cached; depends on observability
     env.observation_space = env.sawyer_observation_space
     return SeededMetaWorld(env)
-
-
-def expert_policy(task: str) -> Any:
-    """Meta-World's scripted expert for ``task``: ``policy.get_action(state) -> (4,) action``."""
-    return _policies.ENV_POLICY_MAP[check_task(task)]()
 
 
 class MujocoCameraRig:
@@ -261,204 +206,9 @@ def make_metaworld_env(
     return MultiCameraWrapper(env, rig)
 
 
-# --- scripted episodes: the expert, stopped part-way or perturbed -----------------------------
 
-#: How :class:`ScriptedPolicy` makes actions, and the outcome each kind is meant to produce.
-SCRIPTED_KINDS = {
-    "expert": "success",
-    "stop_step": "partial",
-    "stop_progress": "partial",
-    "beside": "failure",
-    "noise": "failure",
-}
-
-
-class ScriptedPolicy:
-    """Meta-World's scripted expert for a task, optionally stopped part-way or perturbed.
-
-    ``spec["kind"]`` (see :data:`SCRIPTED_KINDS`):
-
-    * ``expert`` — the expert as is;
-    * ``stop_step`` — holds still after ``spec["stop_step"]`` steps;
-    * ``stop_progress`` — holds still once the object has covered ``spec["fraction"]`` of
-      its initial distance to the goal (it may coast a little further);
-    * ``beside`` — the expert aims ``spec["offset"]`` metres beside the object and the
-      goal along x (it sees both shifted);
-    * ``noise`` — Gaussian noise of std ``spec["sigma"]`` (drawn from
-      ``spec["noise_seed"]``) added to the expert's actions, clipped to [-1, 1].
-
-    Holding still keeps the expert's last gripper effort. One instance drives one episode.
-
-    Args:
-        task: Meta-World v3 task name.
-        spec: the kind and its parameters (JSON-serialisable, stored with recordings).
-    """
-
-    def __init__(self, task: str, spec: dict[str, Any]) -> None:
-        if spec.get("kind") not in SCRIPTED_KINDS:
-            raise ConfigError(f"scripted kind must be one of {', '.join(SCRIPTED_KINDS)}, got {spec.get('kind')!r}")
-        self.expert = expert_policy(task)
-        self.spec = dict(spec)
-        self.rng = np.random.default_rng(spec.get("noise_seed", 0))
-        self.steps = 0
-        self.holding = False
-        self.last = np.zeros(4, dtype=np.float32)
-
-    def __call__(self, state: np.ndarray, progress: float) -> np.ndarray:
-        """The next (4,) float32 action from the (39,) ``state``; ``progress`` is the object's
-        progress toward the goal so far (see :func:`scripted_rollout`)."""
-        kind = self.spec["kind"]
-        self.steps += 1
-        if kind == "stop_step" and self.steps > self.spec["stop_step"]:
-            self.holding = True
-        if kind == "stop_progress" and progress >= self.spec["fraction"]:
-            self.holding = True
-        if self.holding:
-            return np.array([0.0, 0.0, 0.0, self.last[3]], dtype=np.float32)
-        if kind == "beside":
-            state = state.copy()
-            state[[4, -3]] += self.spec["offset"]  # first object's x, goal's x
-        action = np.asarray(self.expert.get_action(state), dtype=np.float32)
-        if kind == "noise":
-            action = np.clip(action + self.rng.normal(0.0, self.spec["sigma"], 4), -1.0, 1.0).astype(np.float32)
-        self.last = action
-        return action
-
-
-@dataclass
-class Transition:
-    """One env step of a scripted rollout.
-
-    Attributes:
-        obs: the observation the action was chosen from (the env's, e.g. a state array or
-            ``{"state", "views"}`` dict).
-        action: (4,) float32 action taken.
-        reward: Meta-World's reward for the step.
-        success: whether ``info["success"]`` is true after the step.
-        progress: the object's progress toward the goal after the step,
-            1 − distance / distance after the first step (0 closed … ≈0.93 at success
-            for drawer-open); NaN for tasks whose ``info["obj_to_target"]`` is always 0
-            (assembly, box-close, disassemble, door-open, hammer).
-        next_obs: the observation after the step.
-    """
-
-    obs: Any
-    action: np.ndarray
-    reward: float
-    success: bool
-    progress: float
-    next_obs: Any
-
-
-def scripted_rollout(
-    env: gym.Env, task: str, spec: dict[str, Any], seed: int, max_steps: int, stop_on_success: bool = False
-) -> Iterator[Transition]:
-    """Reset ``env`` with ``seed`` and step it with :class:`ScriptedPolicy` ``spec``.
-
-    ``env`` is a Meta-World env from :func:`metaworld_task_env` or :func:`make_metaworld_env`.
-    Yields up to ``max_steps`` transitions, fewer if ``stop_on_success`` and the task
-    succeeds (the successful step is yielded) or the episode is truncated.
-    """
-    policy = ScriptedPolicy(task, spec)
-    obs, _ = env.reset(seed=seed)
-    progress, start = 0.0, None  # start: the object's distance to the goal after the first step
-    for _ in range(max_steps):
-        state = obs["state"] if isinstance(obs, dict) else obs
-        action = policy(state, progress)
-        next_obs, reward, _, truncated, info = env.step(action)
-        start = start if start is not None else float(info["obj_to_target"])
-        progress = 1.0 - float(info["obj_to_target"]) / start if start > 1e-6 else float("nan")
-        success = bool(info["success"] > 0)
-        yield Transition(obs, action, float(reward), success, progress, next_obs)
-        obs = next_obs
-        if truncated or (stop_on_success and success):
-            return
-
-
-@dataclass
-class ScriptedEpisode:
-    """A checked plan for one scripted episode: replaying ``spec`` from ``seed`` for
-    ``steps`` steps gives ``success`` (per step) and the labelled ``outcome``."""
-
-    seed: int
-    steps: int
-    spec: dict[str, Any]
-    outcome: str
-    success: list[bool]
-    progress: list[float]
-
-
-def find_scripted_episode(
-    env: gym.Env,
-    task: str,
-    outcome: str,
-    seeds: Iterator[int],
-    rng: np.random.Generator,
-    variant: int = 0,
-    tail: int = 5,
-    max_steps: int = 300,
-    max_tries: int = 50,
-) -> ScriptedEpisode:
-    """Draw seeds until a scripted episode comes out as ``outcome``; simulate only.
-
-    The expert first runs from the seed's initial state: seeds where it does not succeed
-    within ``max_steps`` are skipped. Its success step ``S`` fixes the length, ``S + tail``
-    steps, for every outcome:
-
-    * ``success`` — the expert, ending ``tail`` steps after its first success;
-    * ``partial`` — even ``variant``: stop after a random 30–70 % of ``S`` steps; odd:
-      stop once the object covered a random 25–50 % of its way (where the task measures
-      it, else as even); never a success, and the object ends below 80 % of its way;
-    * ``failure`` — even ``variant``: aim 15 cm beside the object and goal; odd: noise
-      σ = 1; never a success, and the object never covers half of its way (where the
-      task measures it).
-
-    Args:
-        env: a Meta-World env for ``task`` (cameras are not needed).
-        task: Meta-World v3 task name.
-        outcome: ``success``, ``partial`` or ``failure``.
-        seeds: env seeds to try, in order (consumed).
-        rng: draws the stop points, offsets' sign and noise seeds.
-        variant: which perturbation of the outcome (alternates the two kinds).
-        tail: steps kept after the expert's first success.
-        max_steps: the expert's step budget.
-        max_tries: seeds to try before giving up with a :class:`ConfigError`.
-    """
-    if outcome not in ("success", "partial", "failure"):
-        raise ConfigError(f"outcome must be success, partial or failure, got {outcome!r}")
-    for seed in itertools.islice(seeds, max_tries):
-        expert = list(scripted_rollout(env, task, {"kind": "expert"}, seed, max_steps, stop_on_success=True))
-        if not expert or not expert[-1].success:
-            continue
-        success_step = len(expert)
-        measured = not np.isnan(expert[-1].progress)
-        spec = _perturbation(outcome, variant, success_step, rng, measured)
-        run = list(scripted_rollout(env, task, spec, seed, success_step + tail))
-        success = [t.success for t in run]
-        progress = [t.progress for t in run]
-        furthest = max((p for p in progress if not np.isnan(p)), default=0.0)
-        intended = {
-            "success": len(run) == success_step + tail and success[-1],
-            "partial": not any(success) and not progress[-1] >= 0.8,
-            "failure": not any(success) and furthest < 0.5,
-        }[outcome]
-        if intended:
-            return ScriptedEpisode(seed, len(run), spec, outcome, success, progress)
-    raise ConfigError(
-        f"{task}: none of {max_tries} seeds gave a {outcome} episode (variant {variant}); the scripted expert "
-        f"or its perturbation does not fit this task: record fewer {outcome} episodes of it"
-    )
-
-
-def _perturbation(
-    outcome: str, variant: int, success_step: int, rng: np.random.Generator, measured: bool
-) -> dict[str, Any]:
-    if outcome == "success":
-        return {"kind": "expert"}
-    if outcome == "partial":
-        if variant % 2 == 0 or not measured:
-            return {"kind": "stop_step", "stop_step": round(rng.uniform(0.3, 0.7) * success_step)}
-        return {"kind": "stop_progress", "fraction": round(float(rng.uniform(0.25, 0.5)), 3)}
-    if variant % 2 == 0:
-        return {"kind": "beside", "offset": 0.15 if rng.uniform() < 0.5 else -0.15}
-    return {"kind": "noise", "sigma": 1.0, "noise_seed": int(rng.integers(2**31))}
+__all__ = [
+    "INSTRUCTIONS", "SCRIPTED_KINDS", "TASKS", "MujocoCameraRig", "ScriptedEpisode", "ScriptedPolicy",
+    "SeededMetaWorld", "Transition", "check_task", "expert_policy", "find_scripted_episode",
+    "make_metaworld_env", "metaworld_task_env", "scripted_rollout",
+]

@@ -1,5 +1,9 @@
 """Model options given as text (``--option KEY=VALUE``, a ROS parameter), typed by the
-fields of the model's config dataclass."""
+fields of the model's config dataclass.
+
+Text that does not parse, an unknown key and options that do not apply raise
+:class:`~robo_reward.errors.UsageError` (exit code 2, as argparse's own type errors); a
+value that parses but the model refuses is the config's own ConfigError (exit code 1)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from robo_reward.errors import ConfigError
+from robo_reward.errors import UsageError
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -24,7 +28,7 @@ def coerce_option(value: str, annotation: Any, key: str) -> Any:
     if origin is dict:
         parsed = yaml.safe_load(value)
         if not isinstance(parsed, dict):
-            raise ConfigError(f"option {key}={value!r}: expected a mapping, e.g. {{a: 1}}")
+            raise UsageError(f"option {key}={value!r}: expected a mapping, e.g. {{a: 1}}")
         return parsed
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -32,12 +36,12 @@ def coerce_option(value: str, annotation: Any, key: str) -> Any:
     if annotation is bool:
         word = value.strip().lower()
         if word not in TRUE_WORDS | FALSE_WORDS:
-            raise ConfigError(f"option {key}={value!r}: expected a boolean ({', '.join(sorted(TRUE_WORDS | FALSE_WORDS))})")
+            raise UsageError(f"option {key}={value!r}: expected a boolean ({', '.join(sorted(TRUE_WORDS | FALSE_WORDS))})")
         return word in TRUE_WORDS
     try:
         return annotation(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"option {key}={value!r}: expected {getattr(annotation, '__name__', annotation)}") from exc
+        raise UsageError(f"option {key}={value!r}: expected {getattr(annotation, '__name__', annotation)}") from exc
 
 
 def parse_options(config_cls: type, items: Sequence[str] = (), given: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -48,14 +52,14 @@ def parse_options(config_cls: type, items: Sequence[str] = (), given: Mapping[st
     options: dict[str, Any] = {}
     for key, value in (given or {}).items():
         if key not in known:
-            raise ConfigError(f"option '{key}' does not apply to this model (its options: {sorted(known)})")
+            raise UsageError(f"option '{key}' does not apply to this model (its options: {sorted(known)})")
         options[key] = value
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ConfigError(f"a model option needs KEY=VALUE, got {item!r}")
+            raise UsageError(f"a model option needs KEY=VALUE, got {item!r}")
         if key not in known:
-            raise ConfigError(f"unknown option '{key}'; this model's options: {sorted(known)}")
+            raise UsageError(f"unknown option '{key}'; this model's options: {sorted(known)}")
         options[key] = coerce_option(value, hints[key], key)
     return options
 
@@ -67,5 +71,5 @@ def load_model_from_text(spec: str, items: Sequence[str] = (), given: Mapping[st
     if spec in available_models():
         return load_model(spec, **parse_options(model_class(spec).config_class, items, given))
     if items or given:
-        raise ConfigError(f"model options cannot be applied to the checkpoint {spec}")
+        raise UsageError(f"model options cannot be applied to the checkpoint {spec}")
     return load_model(spec)

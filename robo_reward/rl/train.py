@@ -105,10 +105,13 @@ class TrainArgs:
 
 
 def make_camera_env(args: TrainArgs, seed: int, render: bool = True):
-    """One env with a time limit and SB3's Monitor; with ``render`` its camera views go
-    to ``info["views"]`` (rewards that need no model train without rendering)."""
+    """One env with a time limit; with ``render`` its camera views go to ``info["views"]``
+    (rewards that need no model train without rendering).
+
+    No ``Monitor`` here: it would log the simulator's reward. :func:`train` monitors the
+    reward VecEnv instead (``VecMonitor`` outside :class:`VecRewardModel`), so episode
+    returns are those of the rewards the learner receives."""
     import gymnasium as gym
-    from stable_baselines3.common.monitor import Monitor
 
     from robo_reward.rl.views import ViewsToInfo
 
@@ -126,7 +129,7 @@ def make_camera_env(args: TrainArgs, seed: int, render: bool = True):
                if render else gym.make(check_task(args.task)))
     else:
         raise ConfigError(f"unknown backend '{args.backend}': use 'metaworld' or 'panda'")
-    env = Monitor(gym.wrappers.TimeLimit(env, max_episode_steps=args.max_episode_steps), info_keywords=())
+    env = gym.wrappers.TimeLimit(env, max_episode_steps=args.max_episode_steps)
     env.reset(seed=seed)
     return env
 
@@ -158,7 +161,7 @@ def train(args: TrainArgs) -> Path:
     require("stable_baselines3", "sim", "RL training")
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
     from robo_reward.models import load_model
     from robo_reward.rl.callbacks import SuccessEvalCallback
@@ -176,16 +179,19 @@ def train(args: TrainArgs) -> Path:
     venv.seed(args.seed)
 
     # 2. The reward model in the loop of the N training envs; it must see only rendered views.
+    #    VecMonitor goes outside it: rollout/ep_rew_mean is the return of the rewards the
+    #    learner receives (shaped, progress…), not the simulator's.
     model = load_model(args.reward_model, **args.reward_model_options) if render else None
     reward_env = VecRewardModel(venv, model, task, args.shaping_gamma or args.gamma, args.reward,
                                 relabel=args.relabel, rendered_views=args.cameras)
+    learner_env = VecMonitor(reward_env)
 
     # 3. The learner, new or resumed from the newest checkpoint.
     checkpoints = out / "checkpoints"
     resumed = latest_checkpoint(checkpoints) if args.resume else None
     algo = {"sac": SAC, "ppo": PPO}[args.algo]
     if resumed:
-        learner = algo.load(resumed[0], env=reward_env, device=args.device)
+        learner = algo.load(resumed[0], env=learner_env, device=args.device)
         buffer = checkpoints / f"model_replay_buffer_{resumed[1]}_steps.pkl"
         if args.algo == "sac" and buffer.is_file():
             learner.load_replay_buffer(buffer)
@@ -195,10 +201,10 @@ def train(args: TrainArgs) -> Path:
         common = dict(gamma=args.gamma, learning_rate=args.learning_rate, batch_size=args.batch_size,
                       seed=args.seed, device=args.device, tensorboard_log=str(out / "tb"), verbose=0)
         if args.algo == "sac":
-            learner = SAC(policy, reward_env, learning_starts=args.learning_starts, train_freq=args.train_freq,
+            learner = SAC(policy, learner_env, learning_starts=args.learning_starts, train_freq=args.train_freq,
                           gradient_steps=args.gradient_steps, **common)
         else:
-            learner = PPO(policy, reward_env, **common)
+            learner = PPO(policy, learner_env, **common)
     reward_env.check_learner(learner.gamma)
 
     # 4. Callbacks: success-rate evaluation (+ videos), checkpoints, relabeling.
@@ -218,7 +224,7 @@ def train(args: TrainArgs) -> Path:
     learner.learn(total_timesteps=max(args.total_steps - done, 0), callback=CallbackList(callbacks),
                   reset_num_timesteps=not resumed, progress_bar=args.progress_bar, tb_log_name=args.algo)
     learner.save(out / "final_model")
-    reward_env.close()
+    learner_env.close()
     eval_env.close()
     return out
 

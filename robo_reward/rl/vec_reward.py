@@ -11,6 +11,15 @@ new episode's Φ(s0) starts a fresh stream, so no reward is shaped across an aut
 With ``relabel=True`` nothing is scored during the rollout: views are kept, the learner
 receives the task reward, and :meth:`VecRewardModel.relabel` scores the whole rollout in
 large batches afterwards (see :class:`robo_reward.rl.relabel.RelabelCallback`).
+
+Monitoring: wrap this VecEnv in SB3's ``VecMonitor`` (outside it, as
+:func:`robo_reward.rl.train.train` does), never the envs inside it in ``Monitor``: an
+episode's logged return (``rollout/ep_rew_mean``) is then the return of the rewards the
+learner receives, not the simulator's own reward. (With ``relabel=True`` it is the
+in-loop task reward; the relabeled rewards go to the replay buffer only.)
+
+The reward computation per step is :class:`robo_reward.shaping.OnlineRewards`, shared
+with the plain gymnasium wrapper :class:`robo_reward.envs.reward_wrapper.RewardModelWrapper`.
 """
 
 from __future__ import annotations
@@ -22,9 +31,10 @@ import numpy as np
 
 from robo_reward.errors import ConfigError, require
 from robo_reward.models.base import RewardModel
-from robo_reward.scoring import Scorer
-from robo_reward.shaping import REWARD_MODES, SIMULATOR_REWARDS, TRANSFORMS, PotentialShaper, check_gamma
-from robo_reward.types import FrameBatch, Scores, Task
+from robo_reward.scoring import Scorer, check_views, stack_views
+from robo_reward.shaping import REWARD_MODES, SIMULATOR_REWARDS, OnlineRewards, check_gamma
+from robo_reward.shaping import simulator_success as info_success
+from robo_reward.types import Scores, Task
 
 require("stable_baselines3", "sim", "RL training")
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
@@ -35,10 +45,7 @@ a transform of robo_reward.shaping.TRANSFORMS (e.g. progress: Φ(s') alone, VLM-
 change the optimal policy); sparse: the simulator's success flag (1.0/0.0), no model;
 dense: the simulator's own hand-designed reward, no model."""
 
-
-def info_success(info: dict[str, Any]) -> float:
-    """The simulator's success flag: Meta-World ``success``, panda-gym ``is_success``."""
-    return float(info.get("success", info.get("is_success", 0.0)))
+__all__ = ["REWARDS", "VecRewardModel", "info_success"]
 
 
 @dataclass
@@ -87,34 +94,26 @@ class VecRewardModel(VecEnvWrapper):
         if self.uses_model and model is None:
             raise ConfigError(f"reward '{reward}' needs a reward model")
         if self.uses_model and rendered_views:
-            missing = [v for v in model.expected_views if v not in rendered_views]
-            if missing:
-                raise ConfigError(
-                    f"the reward model needs view(s) {missing} but the env renders {list(rendered_views)}: "
-                    f"add them to the env's cameras"
-                )
+            check_views(model, rendered_views)
         if relabel and reward != "shaped":
             raise ConfigError("relabel=True only applies to reward='shaped'")
         check_gamma(gamma)
         self.model, self.task, self.gamma, self.reward = model, task, gamma, reward
         self.relabel_enabled = relabel
         self.scorer = Scorer(model, task, batch_size, self.num_envs) if self.uses_model else None
-        self.shaper = PotentialShaper(gamma, self.num_envs)
+        # the one step-by-step reward computation (shared with envs.reward_wrapper.RewardModelWrapper)
+        self.rewards = OnlineRewards(reward, gamma, self.num_envs) if self.uses_model else None
+        self.shaper = self.rewards.shaper if self.rewards else None
         self._pending: list[_PendingStep] = []
         self._step_count = 0
 
     def check_learner(self, learner_gamma: float) -> None:
         """Refuse a learner whose γ differs from the shaping's."""
-        if self.reward == "shaped":
-            check_gamma(self.gamma, learner_gamma)
+        if self.uses_model:
+            self.rewards.check_learner(learner_gamma)
 
     def _score(self, views: list[dict[str, np.ndarray]], streams: np.ndarray, starts: np.ndarray) -> Scores:
-        names = list(views[0])
-        batch = FrameBatch(
-            views={n: np.stack([v[n] for v in views]) for n in names},
-            timestamps_ns=np.full(len(views), self._step_count, dtype=np.int64),
-            source=f"env step {self._step_count}",
-        )
+        batch = stack_views(views, np.full(len(views), self._step_count), source=f"env step {self._step_count}")
         return self.scorer.score(batch, streams, starts)
 
     def reset(self) -> Any:
@@ -122,7 +121,7 @@ class VecRewardModel(VecEnvWrapper):
         if self.uses_model:
             views = [self.venv.reset_infos[i]["views"] for i in range(self.num_envs)]
             streams = np.arange(self.num_envs)
-            self.shaper.reset(self._score(views, streams, np.ones(self.num_envs, dtype=bool)).progress)
+            self.rewards.reset(self._score(views, streams, np.ones(self.num_envs, dtype=bool)).progress)
         self._pending = []
         return obs
 
@@ -145,12 +144,9 @@ class VecRewardModel(VecEnvWrapper):
         streams, starts = _stream_layout(self.num_envs, done_envs)
         scores = self._score(next_views + [reset_views[i] for i in done_envs], streams, starts)
         phi_next = scores.progress[: self.num_envs]
-        phi = self.shaper.potential
-        shaped = self.shaper.step(phi_next, success, terminated, truncated)
+        rewards = self.rewards.step(phi_next, scores.success[: self.num_envs], success, terminated, truncated)
         if len(done_envs):
-            self.shaper.reset(scores.progress[self.num_envs :], streams=done_envs)
-        rewards = shaped if self.reward == "shaped" else TRANSFORMS[self.reward](
-            phi, phi_next, scores.success[: self.num_envs])
+            self.rewards.reset(scores.progress[self.num_envs :], streams=done_envs)
         for i, info in enumerate(infos):
             info["progress"] = float(phi_next[i])
             info["success_probability"] = float(scores.success[i])
@@ -172,16 +168,18 @@ class VecRewardModel(VecEnvWrapper):
             layout = _stream_layout(self.num_envs, np.array(resets, dtype=np.int64))
             streams.append(layout[0])
             starts.append(layout[1])
-        progress = self._score(flat, np.concatenate(streams), np.concatenate(starts)).progress
+        scores = self._score(flat, np.concatenate(streams), np.concatenate(starts))
+        progress, success_probability = scores.progress, scores.success
         rewards = np.empty((len(steps), self.num_envs), dtype=np.float32)
         cursor = 0
         for t, step in enumerate(steps):
             phi_next = progress[cursor : cursor + self.num_envs]
+            success_next = success_probability[cursor : cursor + self.num_envs]
             cursor += self.num_envs
-            rewards[t] = self.shaper.step(phi_next, step.task_reward, step.terminated, step.truncated)
+            rewards[t] = self.rewards.step(phi_next, success_next, step.task_reward, step.terminated, step.truncated)
             resets = sorted(step.reset_views)
             if resets:
-                self.shaper.reset(progress[cursor : cursor + len(resets)], streams=np.array(resets))
+                self.rewards.reset(progress[cursor : cursor + len(resets)], streams=np.array(resets))
                 cursor += len(resets)
         return rewards
 

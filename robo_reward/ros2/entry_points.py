@@ -1,9 +1,13 @@
 """Entry points of the ``robo_reward_ros`` ROS 2 package (rclpy), configured by ROS parameters.
 
-``ros2 run robo_reward_ros reward_node --ros-args -p cameras:="front=/cam/front/image_raw" -p task:="open the drawer"``
+``ros2 run robo_reward_ros reward_node --ros-args -p views:="front=/cam/front/image_raw" -p task:="open the drawer"``
 or ``ros2 launch robo_reward_ros reward.launch.py`` (see ``launch/reward.launch.py``).
 Only the ``task`` parameter may change at run time (``ros2 param set``); the others are
-read at start-up.
+read at start-up. Parameters follow the ROS convention: seconds and hertz without a
+suffix (``slop``, ``max_rate``); the Python fields they fill carry the unit (``slop_s``,
+``max_rate_hz``); docs/ros2.md has the table. Exit codes as the CLI's: 2 when a
+parameter cannot be parsed (:class:`~robo_reward.errors.UsageError`), 1 when the node
+cannot start with them (a model that does not load, a value out of range).
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from robo_reward.errors import RoboRewardError
+from robo_reward.errors import RoboRewardError, UsageError, exit_code
 
 #: Reward node parameters and their defaults (the types ROS 2 declares them with).
 REWARD_PARAMETERS: dict[str, Any] = {
-    "cameras": "",
+    "views": "",
     "task": "",
     "model": "",
     "model_options": "",
@@ -36,7 +40,11 @@ REWARD_PARAMETERS: dict[str, Any] = {
     "task_topic": "~/task",
     "reset_topic": "~/episode_reset",
     "diagnostics_topic": "~/diagnostics",
+    "cameras": "",  # deprecated alias of "views"
 }
+
+#: Renamed reward node parameters: old name → new name (the old one still works, with a warning).
+DEPRECATED_REWARD_PARAMETERS: dict[str, str] = {"cameras": "views"}
 
 #: Simulated robot parameters and their defaults (``max_episode_steps`` 0: the task's limit).
 SIM_ROBOT_PARAMETERS: dict[str, Any] = {
@@ -75,8 +83,21 @@ def _run_until_shutdown(runnable: Any, transport: Any) -> int:
     return 0
 
 
+def _views_parameter(p: dict[str, Any], logger: Any) -> str:
+    """``views``, or the deprecated ``cameras`` (with a warning) where that one is set."""
+    old = p["cameras"]
+    if not old:
+        return p["views"]
+    if p["views"] and _items(p["views"]) != _items(old):
+        raise UsageError(f"parameters 'views' ({p['views']!r}) and its deprecated alias 'cameras' ({old!r}) "
+                         "disagree: set 'views' only")
+    logger.warning("parameter 'cameras' is deprecated: use 'views' (the same NAME=TOPIC,… list)")
+    return old
+
+
 def reward_node_main(args: Sequence[str] | None = None) -> int:
-    """Run the reward node on rclpy until shutdown; returns the exit code (2: bad parameters)."""
+    """Run the reward node on rclpy until shutdown; returns the exit code (2: parameters that do
+    not parse, 1: the node cannot start with them)."""
     from robo_reward.assets import DEFAULT_MODEL
     from robo_reward.models.options import load_model_from_text
     from robo_reward.ros2.node import NodeConfig, RewardNode
@@ -89,8 +110,8 @@ def reward_node_main(args: Sequence[str] | None = None) -> int:
         p = _declare(node, REWARD_PARAMETERS)
         model_spec = p["model"] or str(DEFAULT_MODEL)
         config = NodeConfig.build(
-            _items(p["cameras"]), p["task"], model_spec,
-            gamma=p["gamma"], slop_s=p["slop"], queue_size=p["queue_size"], stale_after_s=p["stale_timeout"],
+            _items(_views_parameter(p, node.get_logger())), p["task"], model_spec,
+            gamma=p["gamma"], slop_s=p["slop"], queue_size=p["queue_size"], stale_timeout_s=p["stale_timeout"],
             max_batch=p["max_batch"], max_wait_s=p["max_wait"], max_pending=p["max_pending"],
             max_rate_hz=p["max_rate"], reward_topic=p["reward_topic"], task_topic=p["task_topic"],
             reset_topic=p["reset_topic"], diagnostics_topic=p["diagnostics_topic"],
@@ -104,7 +125,7 @@ def reward_node_main(args: Sequence[str] | None = None) -> int:
     except RoboRewardError as exc:
         node.get_logger().fatal(f"cannot start: {exc}")
         transport.close()
-        return 2
+        return exit_code(exc)
     reward_node = RewardNode(transport, model, config)
     node.add_on_set_parameters_callback(lambda params: _on_set_parameters(reward_node, params))
     return _run_until_shutdown(reward_node, transport)
@@ -127,7 +148,7 @@ def _on_set_parameters(reward_node: Any, params: Sequence[Any]) -> Any:
 
 
 def sim_robot_main(args: Sequence[str] | None = None) -> int:
-    """Run the simulated robot on rclpy until shutdown; returns the exit code (2: bad parameters)."""
+    """Run the simulated robot on rclpy until shutdown; returns the exit code (as reward_node_main's)."""
     from robo_reward.ros2.rclpy_transport import RclpyTransport
     from robo_reward.ros2.sim_robot import SimRobot, SimRobotConfig
 
@@ -143,5 +164,5 @@ def sim_robot_main(args: Sequence[str] | None = None) -> int:
     except RoboRewardError as exc:
         transport.node.get_logger().fatal(f"cannot start: {exc}")
         transport.close()
-        return 2
+        return exit_code(exc)
     return _run_until_shutdown(robot, transport)

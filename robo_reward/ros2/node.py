@@ -5,7 +5,7 @@ Topics (``~`` is the node's name, ``robo_reward`` by default):
 ==========================  =======================  ==========================================
 topic                       type                     role
 ==========================  =======================  ==========================================
-each camera topic           sensor_msgs/Image, or    input, sensor-data QoS; a topic ending in
+each view's topic           sensor_msgs/Image, or    input, sensor-data QoS; a topic ending in
                             CompressedImage          ``/compressed`` carries CompressedImage
 ``~/task``                  std_msgs/String          set the task instruction at run time
 ``~/episode_reset``         std_msgs/Empty           start a new episode (shaping restarts)
@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from robo_reward.errors import ConfigError, InputError
+from robo_reward.errors import ConfigError, InputError, UsageError
 from robo_reward.interfaces.messages import CompressedImageMessage, ImageMessage
 from robo_reward.models.base import RewardModel
 from robo_reward.ros2.transport import Transport, resolve_topic
@@ -40,10 +40,11 @@ log = logging.getLogger(__name__)
 _VIEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
-def parse_cameras(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
-    """``["front=/cam/front/image_raw", …]`` (or a mapping) → ``{view: topic}``, checked.
+def parse_view_topics(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    """``["front=/cam/front/image_raw", …]`` (``--view`` items, the ``views`` parameter; or a
+    mapping) → ``{view: topic}``, checked.
 
-    Raises ConfigError for a missing ``=``, a bad view name or topic, or a repeated view.
+    Raises UsageError for a missing ``=``, a bad view name or topic, or a repeated view.
     """
     if isinstance(items, Mapping):
         pairs = list(items.items())
@@ -52,19 +53,22 @@ def parse_cameras(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
         for item in items:
             view, sep, topic = item.partition("=")
             if not sep or not view or not topic:
-                raise ConfigError(f"camera '{item}': expected VIEW=TOPIC, e.g. front=/cam/front/image_raw")
+                raise UsageError(f"view '{item}': expected NAME=TOPIC, e.g. front=/cam/front/image_raw")
             pairs.append((view.strip(), topic.strip()))
     if not pairs:
-        raise ConfigError("no cameras: give at least one VIEW=TOPIC, e.g. front=/cam/front/image_raw")
-    cameras: dict[str, str] = {}
+        raise UsageError("no views: give at least one NAME=TOPIC, e.g. front=/cam/front/image_raw")
+    views: dict[str, str] = {}
     for view, topic in pairs:
         if not _VIEW_NAME.match(view):
-            raise ConfigError(f"camera view name '{view}': use letters, digits, '_' or '-'")
-        if view in cameras:
-            raise ConfigError(f"camera view '{view}' is given twice")
-        resolve_topic(topic, "node")
-        cameras[view] = topic
-    return cameras
+            raise UsageError(f"view name '{view}': use letters, digits, '_' or '-'")
+        if view in views:
+            raise UsageError(f"view '{view}' is given twice")
+        try:
+            resolve_topic(topic, "node")
+        except ConfigError as exc:
+            raise UsageError(f"view '{view}': {exc}") from exc
+        views[view] = topic
+    return views
 
 
 @dataclass(frozen=True)
@@ -72,15 +76,15 @@ class NodeConfig:
     """What the reward node subscribes, publishes and how it scores.
 
     Attributes:
-        cameras: view name → image topic (a ``…/compressed`` topic carries CompressedImage).
+        views: view name → image topic (a ``…/compressed`` topic carries CompressedImage).
         task: the initial task instruction.
         model: the model's name in the Reward messages (its spec: a name or checkpoint path).
-        stream: synchronisation, batching and shaping options (its views are ``cameras``).
+        stream: synchronisation, batching and shaping options (its views are those of ``views``).
         reward_topic, task_topic, reset_topic, diagnostics_topic: topic names.
         diagnostics_period_s: seconds between diagnostics messages (and log lines).
     """
 
-    cameras: dict[str, str]
+    views: dict[str, str]
     task: str
     model: str
     stream: StreamConfig
@@ -91,17 +95,17 @@ class NodeConfig:
     diagnostics_period_s: float = 2.0
 
     def __post_init__(self) -> None:
-        if tuple(self.cameras) != tuple(self.stream.views):
-            raise ConfigError(f"stream views {self.stream.views} differ from the cameras {list(self.cameras)}")
+        if tuple(self.views) != tuple(self.stream.views):
+            raise ConfigError(f"stream views {self.stream.views} differ from the node's views {list(self.views)}")
         if self.diagnostics_period_s <= 0:
             raise ConfigError(f"diagnostics period must be > 0 s, got {self.diagnostics_period_s}")
         Task(self.task)
 
     @classmethod
-    def build(cls, cameras: Sequence[str] | Mapping[str, str], task: str, model: str, **options: Any) -> NodeConfig:
-        """From camera ``VIEW=TOPIC`` items and flat options (NodeConfig and StreamConfig fields)."""
-        parsed = parse_cameras(cameras)
-        node_fields = {f for f in cls.__dataclass_fields__ if f not in {"cameras", "task", "model", "stream"}}
+    def build(cls, views: Sequence[str] | Mapping[str, str], task: str, model: str, **options: Any) -> NodeConfig:
+        """From ``NAME=TOPIC`` view items and flat options (NodeConfig and StreamConfig fields)."""
+        parsed = parse_view_topics(views)
+        node_fields = {f for f in cls.__dataclass_fields__ if f not in {"views", "task", "model", "stream"}}
         stream_fields = set(StreamConfig.__dataclass_fields__) - {"views"}
         unknown = sorted(set(options) - node_fields - stream_fields)
         if unknown:
@@ -127,7 +131,7 @@ class RewardNode:
             self.model, Task(config.task), config.stream, self._reward_pub.publish,
             model_label=config.model, clock_ns=transport.now_ns,
         )
-        for view, topic in config.cameras.items():
+        for view, topic in config.views.items():
             transport.subscribe_image(
                 topic,
                 lambda message, view=view: self._on_image(view, message),
@@ -136,8 +140,8 @@ class RewardNode:
         transport.subscribe_string(config.task_topic, self.set_task)
         transport.subscribe_empty(config.reset_topic, self.stream.reset_episode)
         log.info(
-            "reward node: cameras %s, task %r, model %s, rewards on %s",
-            ", ".join(f"{v}={transport.resolve(t)}" for v, t in config.cameras.items()),
+            "reward node: views %s, task %r, model %s, rewards on %s",
+            ", ".join(f"{v}={transport.resolve(t)}" for v, t in config.views.items()),
             config.task, config.model, transport.resolve(config.reward_topic),
         )
 

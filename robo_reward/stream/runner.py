@@ -22,6 +22,11 @@ starts a new episode from the next scored micro-batch on: its first valid set ge
 reward 0 and becomes Φ(s₀). A live stream has no ``terminated`` signal, so episode ends
 are handled as truncations (Φ(s') kept); a learner that knows an episode terminated
 zeroes the last Φ itself.
+
+This module is the runner loop; its options and records are in
+:mod:`~robo_reward.stream.records`, decoding and batching in
+:mod:`~robo_reward.stream.batching`, the counters and their snapshot in
+:mod:`~robo_reward.stream.diagnostics`.
 """
 
 from __future__ import annotations
@@ -31,124 +36,30 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-import numpy as np
-
-from robo_reward.errors import ConfigError
 from robo_reward.models.base import RewardModel
 from robo_reward.scoring import Scorer
-from robo_reward.shaping import PotentialShaper, check_gamma
+from robo_reward.shaping import PotentialShaper
+from robo_reward.stream.batching import (
+    DecodedSet,
+    PendingSet,
+    decode_set,
+    select_scores,
+    shape_runs,
+    stack_batch,
+)
+from robo_reward.stream.diagnostics import StreamDiagnostics
 from robo_reward.stream.queues import DropOldestQueue
-from robo_reward.stream.stats import LatencyWindow, RateMeter
-from robo_reward.sync import ApproximateTimeSync, SyncedSet
+from robo_reward.stream.records import Frame, RewardRecord, StreamConfig
+from robo_reward.sync import ApproximateTimeSync
 from robo_reward.types import FrameBatch, Scores, Task
+
+__all__ = ["Frame", "LiveRewardStream", "RewardRecord", "StreamConfig"]
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER_SHAPE = (16, 16, 3)  # pixels of a view never seen, passed with view_valid False
 
-
-class Frame(Protocol):
-    """A stamped camera frame whose pixels are decoded only when it is scored."""
-
-    stamp_ns: int
-
-    def decode(self) -> np.ndarray:
-        """uint8 RGB (H, W, 3); raises InputError if the frame is unusable."""
-        ...
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """Options of the live path (seconds and hertz).
-
-    Attributes:
-        views: view names, in the order of the records' per-view fields.
-        gamma: discount of potential shaping; must equal the learner's γ.
-        slop_s: largest stamp difference within a synchronised set.
-        queue_size: frames kept per view while waiting for a match.
-        stale_after_s: a view lagging the newest stamp by more than this is stale.
-        max_batch: most sets per model call.
-        max_wait_s: extra wait for a micro-batch to fill after its first set (0: none; a
-            batch is then the sets that queued while the model ran — waiting only pays
-            off for throughput, e.g. on a GPU, when sets arrive faster than this).
-        max_pending: synchronised sets waiting for the model; the oldest is dropped beyond.
-        max_rate_hz: most sets scored per second of stamps (0: every set).
-    """
-
-    views: tuple[str, ...]
-    gamma: float = 0.99
-    slop_s: float = 0.05
-    queue_size: int = 5
-    stale_after_s: float = 0.5
-    max_batch: int = 8
-    max_wait_s: float = 0.0
-    max_pending: int = 16
-    max_rate_hz: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_gamma(self.gamma)
-        if not self.views:
-            raise ConfigError("no camera views: give at least one camera")
-        checks = {
-            "slop_s": self.slop_s >= 0,
-            "queue_size": self.queue_size >= 1,
-            "stale_after_s": self.stale_after_s > 0,
-            "max_batch": self.max_batch >= 1,
-            "max_wait_s": self.max_wait_s >= 0,
-            "max_pending": self.max_pending >= 1,
-            "max_rate_hz": self.max_rate_hz >= 0,
-        }
-        bad = [f"{name}={getattr(self, name)}" for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"invalid stream option(s): {', '.join(bad)}")
-
-
-@dataclass(frozen=True)
-class RewardRecord:
-    """One published reward; the fields of ``robo_reward_msgs/msg/Reward`` (see Reward.msg).
-
-    Floats are NaN when ``valid`` is False; ``view_progress`` is NaN for a missing view.
-    Stamps are ns; ``source_stamps_ns`` is 0 for a view never received.
-    """
-
-    stamp_ns: int
-    reward: float
-    progress: float
-    success_probability: float
-    uncertainty: float
-    valid: bool
-    status: str
-    task: str
-    model: str
-    episode: int
-    step: int
-    view_names: tuple[str, ...]
-    view_progress: tuple[float, ...]
-    view_valid: tuple[bool, ...]
-    source_stamps_ns: tuple[int, ...]
-
-
-@dataclass
-class _Pending:
-    """A synchronised set waiting for the model, with its arrival time (monotonic s)."""
-
-    synced: SyncedSet[Frame]
-    ready_s: float
-
-
-@dataclass
-class _Decoded:
-    """A set's pixels and notes, ready to batch."""
-
-    pending: _Pending
-    images: dict[str, np.ndarray | None]
-    notes: list[str] = field(default_factory=list)
-
-
-class LiveRewardStream:
+class LiveRewardStream(StreamDiagnostics):
     """Stamped frames in, one :class:`RewardRecord` per synchronised set out.
 
     Args:
@@ -176,9 +87,9 @@ class LiveRewardStream:
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._sync: ApproximateTimeSync[Frame] = ApproximateTimeSync(
-            config.views, config.queue_size, int(config.slop_s * 1e9), int(config.stale_after_s * 1e9)
+            config.views, config.queue_size, int(config.slop_s * 1e9), int(config.stale_timeout_s * 1e9)
         )
-        self._pending: DropOldestQueue[_Pending] = DropOldestQueue(config.max_pending)
+        self._pending: DropOldestQueue[PendingSet] = DropOldestQueue(config.max_pending)
         self._task = task
         self._new_episode = False
         self._scorer = Scorer(model, task, batch_size=config.max_batch)
@@ -190,18 +101,7 @@ class LiveRewardStream:
         self._last_shapes: dict[str, tuple[int, ...]] = {}
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self.rates = {view: RateMeter() for view in config.views}
-        self.malformed = {view: 0 for view in config.views}
-        self.reward_rate = RateMeter()
-        self.stamp_latency = LatencyWindow()
-        self.receive_latency = LatencyWindow()
-        self.forward_time = LatencyWindow()
-        self.throttled = 0
-        self.model_errors = 0
-        self.published = 0
-        self.invalid = 0
-        self.batches = 0
-        self.scored_sets = 0
+        self._init_counters(config.views)
 
     # ---------------------------------------------------------------- inputs (any thread)
 
@@ -215,7 +115,7 @@ class LiveRewardStream:
                 if self._throttled(item.stamp_ns):
                     self.throttled += 1
                     continue
-                self._pending.put(_Pending(item, now))
+                self._pending.put(PendingSet(item, now))
 
     def reject(self, view: str, reason: str) -> None:
         """Count a message of ``view`` that could not be read at all (and log it)."""
@@ -287,37 +187,20 @@ class LiveRewardStream:
                 self._step = 0
                 self._shaper_ready = False
                 self._scorer.set_task(task)
-        decoded = [self._decode(p) for p in pending]
+        decoded = [decode_set(p, self._last_shapes, self.reject) for p in pending]
         results = self._score(decoded)
         for item, (scores, error) in zip(decoded, results):
             self._emit(item, task, scores, error)
         self.batches += 1
         return len(decoded)
 
-    def _decode(self, pending: _Pending) -> _Decoded:
-        images: dict[str, np.ndarray | None] = {}
-        notes = []
-        for view, frame in pending.synced.items.items():
-            if frame is None:
-                images[view] = None
-                notes.append(f"view '{view}' stale")
-                continue
-            try:
-                images[view] = frame.decode()
-                self._last_shapes[view] = images[view].shape
-            except Exception as exc:  # noqa: BLE001 - any undecodable frame (InputError, a decoder bug) degrades its view
-                images[view] = None
-                notes.append(f"view '{view}' unreadable: {exc}")
-                self.reject(view, str(exc))
-        return _Decoded(pending, images, notes)
-
-    def _score(self, decoded: Sequence[_Decoded]) -> list[tuple[Scores | None, str]]:
+    def _score(self, decoded: Sequence[DecodedSet]) -> list[tuple[Scores | None, str]]:
         """Per set: (scores of that one set, "") or (None, the error)."""
         results: list[tuple[Scores | None, str]] = [(None, "no usable view") for _ in decoded]
         usable = [i for i, d in enumerate(decoded) if any(img is not None for img in d.images.values())]
-        for run in _shape_runs([decoded[i] for i in usable]):
+        for run in shape_runs([decoded[i] for i in usable]):
             indices = [usable[i] for i in run]
-            batch = self._batch([decoded[i] for i in indices])
+            batch = stack_batch([decoded[i] for i in indices], self.config.views, self._last_shapes)
             for offset, outcome in enumerate(self._score_batch(batch)):
                 results[indices[offset]] = outcome
         return results
@@ -335,24 +218,9 @@ class LiveRewardStream:
             return [(None, f"model error: {type(exc).__name__}: {exc}")]
         self.forward_time.add(time.perf_counter() - start)
         self.scored_sets += len(batch)
-        return [(_select_scores(scores, i), "") for i in range(len(batch))]
+        return [(select_scores(scores, i), "") for i in range(len(batch))]
 
-    def _batch(self, items: Sequence[_Decoded]) -> FrameBatch:
-        views: dict[str, np.ndarray] = {}
-        valid: dict[str, np.ndarray] = {}
-        for view in self.config.views:
-            shape = next((d.images[view].shape for d in items if d.images[view] is not None), None)
-            shape = shape or self._last_shapes.get(view, PLACEHOLDER_SHAPE)
-            mask = np.array([d.images[view] is not None for d in items])
-            stack = np.zeros((len(items), *shape), dtype=np.uint8)
-            for i, d in enumerate(items):
-                if mask[i]:
-                    stack[i] = d.images[view]
-            views[view], valid[view] = stack, mask
-        stamps = np.array([d.pending.synced.stamp_ns for d in items], dtype=np.int64)
-        return FrameBatch(views=views, timestamps_ns=stamps, view_valid=valid, source="live stream")
-
-    def _emit(self, item: _Decoded, task: Task, scores: Scores | None, error: str) -> None:
+    def _emit(self, item: DecodedSet, task: Task, scores: Scores | None, error: str) -> None:
         synced = item.pending.synced
         names = self.config.views
         stamps = tuple(int(synced.stamps_ns[v] or 0) for v in names)
@@ -404,75 +272,3 @@ class LiveRewardStream:
         self.stamp_latency.add((self._clock_ns() - synced.stamp_ns) / 1e9)
         self.receive_latency.add(time.monotonic() - item.pending.ready_s)
 
-    # ---------------------------------------------------------------- diagnostics
-
-    def diagnostics(self) -> dict[str, Any]:
-        """A JSON-ready snapshot: per-view rates and drops, sets, rewards, latencies (ms)."""
-        with self._lock:
-            counters = self._sync.counters
-            stale = set(self._sync.stale_streams())
-            views = {
-                view: {
-                    "rate_hz": round(self.rates[view].rate_hz(), 2),
-                    "received": counters.received[view],
-                    "malformed": self.malformed[view],
-                    "dropped_overflow": counters.overflow[view],
-                    "dropped_unmatched": counters.unmatched[view],
-                    "dropped_stale": counters.stale[view],
-                    "stale": view in stale,
-                }
-                for view in self.config.views
-            }
-            task = self._task.instruction
-            synced = {
-                "sets": counters.sets,
-                "degraded_sets": counters.degraded_sets,
-                "out_of_order": counters.out_of_order,
-                "throttled": self.throttled,
-                "dropped_pending": self._pending.dropped,
-            }
-        return {
-            "task": task,
-            "model": self.model_label,
-            "episode": self._episode,
-            "views": views,
-            **synced,
-            "pending": len(self._pending),
-            "published": self.published,
-            "invalid": self.invalid,
-            "model_errors": self.model_errors,
-            "reward_rate_hz": round(self.reward_rate.rate_hz(), 2),
-            "batches": self.batches,
-            "mean_batch": round(self.scored_sets / self.batches, 2) if self.batches else 0.0,
-            "latency_ms": {
-                "stamp_to_publish": self.stamp_latency.percentiles_ms(),
-                "receive_to_publish": self.receive_latency.percentiles_ms(),
-                "model_forward": self.forward_time.percentiles_ms(),
-            },
-        }
-
-
-def _select_scores(scores: Scores, index: int) -> Scores:
-    """The scores of sample ``index`` as a batch of one."""
-    pick = slice(index, index + 1)
-    return Scores(
-        progress=scores.progress[pick],
-        success=scores.success[pick],
-        per_view={v: p[pick] for v, p in scores.per_view.items()},
-        uncertainty=scores.uncertainty[pick],
-    )
-
-
-def _shape_runs(items: Sequence[_Decoded]) -> list[list[int]]:
-    """Split consecutive items into runs whose images have equal shapes per view (for stacking)."""
-    runs: list[list[int]] = []
-    current: dict[str, tuple[int, ...]] = {}
-    for i, item in enumerate(items):
-        shapes = {v: img.shape for v, img in item.images.items() if img is not None}
-        if runs and all(current.get(v, s) == s for v, s in shapes.items()):
-            runs[-1].append(i)
-            current.update(shapes)
-        else:
-            runs.append([i])
-            current = dict(shapes)
-    return runs
