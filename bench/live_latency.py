@@ -87,7 +87,7 @@ def main() -> None:
         [sys.executable, "-m", "robo_reward.cli", "serve", "--domain", str(domain), "--localhost-only",
          "--task", "open the drawer", "--model", args.model, "--diagnostics-period", "1",
          "--torch-threads", str(args.torch_threads), "--log-level", "WARNING",
-         *[a for v, t in cameras.items() for a in ("--camera", f"{v}={t}")]],
+         *[a for v, t in cameras.items() for a in ("--view", f"{v}={t}")]],
     )
     context = multiprocessing.get_context("spawn")
     ready, start = context.Event(), context.Queue()
