@@ -222,3 +222,22 @@ def test_prefetch_reports_bad_input_from_the_child_and_writes_nothing(tmp_path, 
     assert_refused(run_cli("label", "--model", str(square_model), "--out", str(out), "--prefetch",
                            "--view", f"front={truncated}", "--view", f"side={good_video}", "--task", "t"),
                    out, "cut.mp4", "frame")
+
+
+def test_boolean_and_typed_options_refuse_what_does_not_parse():
+    from dataclasses import dataclass
+
+    from robo_reward.errors import UsageError
+    from robo_reward.models.options import parse_options
+
+    @dataclass
+    class Config:
+        flag: bool = False
+        size: int = 1
+        names: tuple[str, ...] = ()
+
+    assert parse_options(Config, ["flag=yes", "size=3", "names=a,b"]) == {"flag": True, "size": 3, "names": ("a", "b")}
+    assert parse_options(Config, ["flag=off"]) == {"flag": False}
+    for bad in ("flag=flase", "size=three", "colour=red", "flag"):
+        with pytest.raises(UsageError):
+            parse_options(Config, [bad])
