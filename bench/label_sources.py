@@ -87,10 +87,10 @@ def main() -> None:
     parser.add_argument("--bag-seconds", type=float, default=20.0, help="seconds of the recording in the bag")
     parser.add_argument("--model", help="model name or checkpoint (default: perceptual fitted on each source)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="--model option")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=LabelConfig().batch_size, help="as label's --batch-size")
     parser.add_argument("--hand-batch", type=int, default=64, help="batch of the by-hand baseline")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run (label's default)")
-    parser.add_argument("--repeats", type=int, default=3, help="best of N timings")
+    parser.add_argument("--repeats", type=int, default=5, help="best of N timings")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

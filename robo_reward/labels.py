@@ -49,7 +49,7 @@ class LabelConfig:
             it, reversed VOC is reported as not measured.
     """
 
-    batch_size: int = 16
+    batch_size: int = 32
     stride: int = 1
     fps: float | None = None
     gamma: float = 0.99

@@ -89,8 +89,9 @@ def write_report(folder: Path, results: Sequence[EpisodeLabels], metrics: dict[s
     plots = folder / "plots"
     plots.mkdir(exist_ok=True)
     plot_overview(results, plots / "overview.png")
+    provenance = metrics.get("provenance", {})
     headline = "".join(
-        f"<tr><th>{name}</th><td>{_fmt(metrics.get(name))}</td></tr>"
+        f"<tr><th>{name}</th><td>{_fmt(metrics.get(name))}</td><td>{html.escape(provenance.get(name, ''))}</td></tr>"
         for name in ("voc", "voc_reversed", "success_auroc", "completion_accuracy")
     )
     per_episode = {row["episode"]: row for row in metrics["per_episode"]}

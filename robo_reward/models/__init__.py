@@ -20,6 +20,7 @@ _BUILTIN: dict[str, str] = {
     "clip": "robo_reward.models.clip:ClipRewardModel",
     "perceptual": "robo_reward.models.perceptual:PerceptualRewardModel",
     "progress": "robo_reward.models.progress:ProgressRewardModel",
+    "vlm": "robo_reward.models.vlm.model:VlmRewardModel",
 }
 _REGISTERED: dict[str, type[RewardModel]] = {}
 
