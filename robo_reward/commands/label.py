@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     group.add_argument("--stride", type=int, default=1, help="score every N-th frame")
     group.add_argument("--fps", type=float, help="resample the reference view to this rate first")
     group.add_argument("--batch-size", type=int, default=32,
-                       help="synchronised samples per model call (32 labels fastest on a 2-core CPU, bench/label_throughput.py)")
+                       help="synchronised samples per model call")
     group.add_argument("--gamma", type=float, default=0.99, help="discount of the shaping (= the learner's)")
     group.add_argument("--reward", choices=REWARD_MODES, default="shaped",
                        help="shaped: policy-invariant potential shaping; others change the optimal policy")
@@ -58,8 +58,8 @@ def add_parser(subparsers) -> None:
                         help="local engine: decode in a child process while the model scores; pays off when the model "
                         "does not need the CPU (a GPU) and decoding is slow, costs a little on a small CPU machine")
     engine.add_argument("--torch-threads", type=int, default=1,
-                        help="CPU threads of the model (torch.set_num_threads); 0 leaves torch's default. On a 2-core "
-                        "machine 1 labels fastest: a second model thread competes with decoding (bench/label_throughput.py)")
+                        help="CPU threads of the model (torch.set_num_threads); 0 leaves torch's default (compare with "
+                        "bench/label_throughput.py --threads N)")
     engine.add_argument("--address", help="with --engine ray: address of an existing Ray cluster (default: start a "
                                           "local one)")
     engine.add_argument("--ray-actors", type=int, help="with --engine ray: scoring actors (default: one per GPU, "
