@@ -40,3 +40,27 @@ def test_serve_camera_is_a_deprecated_alias_of_view(capsys):
     err = capsys.readouterr().err
     assert "--camera is deprecated; use --view front=/a instead" in err
     assert "view 'front' is given twice" in err  # both flags fill the same list
+
+
+def test_serve_reads_the_launch_files_parameters_and_later_flags_win(tmp_path):
+    from pathlib import Path
+
+    from robo_reward.cli import build_parser
+
+    launch = Path(__file__).resolve().parents[1] / "launch" / "reward_params.yaml"
+    parse = build_parser().parse_args
+    args = parse(["serve", "--params-file", str(launch), "--view", "front=/x", "--task", "t", "--slop", "0.2"])
+    assert args.slop == 0.2 and args.max_batch == 8 and args.stale_timeout == 0.5 and args.view == ["front=/x"]
+    mine = tmp_path / "params.yaml"
+    mine.write_text("/**:\n  ros__parameters:\n    views: [front=/cam/a, wrist=/cam/b]\n    task: open the drawer\n"
+                    "    slop: 0.02\n    model_options: 'batch_size=4,seed=1'\n")
+    args = parse(["serve", "--slop", "0.3", "--params-file", str(mine)])
+    assert args.slop == 0.02 and args.view == ["front=/cam/a", "wrist=/cam/b"] and args.task == "open the drawer"
+    assert args.option == ["batch_size=4", "seed=1"]
+    mine.write_text("/**:\n  ros__parameters:\n    slopp: 0.02\n")
+    with pytest.raises(SystemExit) as unknown:
+        parse(["serve", "--params-file", str(mine), "--task", "t", "--view", "a=/x"])
+    with pytest.raises(SystemExit) as missing:
+        parse(["serve", "--params-file", str(tmp_path / "missing.yaml"), "--task", "t"])
+    assert (unknown.value.code, missing.value.code) == (2, 1)
+    assert main(["serve", "--view", "a=/x"]) == 2  # no task, neither flag nor file

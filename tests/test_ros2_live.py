@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +53,7 @@ pytestmark = pytest.mark.slow
 CAMERAS = {"front": "/cam/front/image_raw", "wrist": "/cam/wrist/image_raw/compressed"}
 RATE = 10.0
 S = 1_000_000_000
+LAUNCH_PARAMS = Path(__file__).resolve().parents[1] / "launch" / "reward_params.yaml"  # the launch file's
 GAMMA = 0.99
 
 
@@ -93,7 +95,8 @@ def _run_timeline(folder, domain, cameras, ready, start, log):
     try:
         checkpoint = fit_pattern_model(tuple(CAMERAS)).save(folder / "pattern.pt")  # meanwhile
         node = subprocess.Popen(
-            [sys.executable, "-m", "robo_reward.cli", "serve", "--transport", "dds", "--domain", str(domain),
+            [sys.executable, "-m", "robo_reward.cli", "serve", "--params-file", str(LAUNCH_PARAMS),
+             "--transport", "dds", "--domain", str(domain),
              "--localhost-only", "--task", PATTERN_TASK, "--model", str(checkpoint), "--gamma", str(GAMMA),
              "--stale-timeout", "0.4", "--diagnostics-period", "0.5", "--log-level", "WARNING",
              *[arg for view, topic in CAMERAS.items() for arg in ("--view", f"{view}={topic}")]],

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 
 from robo_reward.commands._common import add_model_arguments, add_subcommand
 
@@ -21,6 +22,9 @@ EXAMPLES = """\
 
   # inside a sourced ROS 2 workspace (robo_reward_msgs built), through rclpy:
   robo-reward serve --transport rclpy --view front=/cam/front/image_raw --task "open the drawer"
+
+  # the parameters file the launch file gives the node, with the task and views on top:
+  robo-reward serve --params-file launch/reward_params.yaml --view front=/cam/front/image_raw --task "open the drawer"
 
   # watch the rewards and change the task while it runs:
   ros2 topic echo /robo_reward/reward
@@ -44,7 +48,12 @@ def add_parser(subparsers) -> None:
                         "in /compressed (repeat per view, at least one; views are named as the model knows them)")
     parser.add_argument("--camera", dest="view", action=DeprecatedAlias, new="--view", metavar="NAME=TOPIC",
                         help="deprecated: use --view NAME=TOPIC")
-    parser.add_argument("--task", required=True, help="the task instruction, e.g. 'open the drawer'")
+    parser.add_argument("--task", help="the task instruction, e.g. 'open the drawer' (required, here or in "
+                        "--params-file)")
+    parser.add_argument("--params-file", action=ParamsFile, metavar="YAML",
+                        help="a ROS 2 parameters file (launch/reward_params.yaml, the one the launch file passes the "
+                        "node): its /** and robo_reward sections set the matching options; as with --ros-args, "
+                        "what comes later on the command line wins")
     add_model_arguments(parser, default=str(DEFAULT_MODEL))
 
     ros = parser.add_argument_group("ROS 2")
@@ -83,11 +92,69 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
+#: Reward node parameter (ROS 2 name, as in ros2/entry_points.py) → serve's option (argparse dest).
+PARAMETER_OPTIONS = {
+    "views": "view", "cameras": "view", "task": "task", "model": "model", "model_options": "option",
+    "gamma": "gamma", "slop": "slop", "queue_size": "queue_size", "stale_timeout": "stale_timeout",
+    "max_batch": "max_batch", "max_wait": "max_wait", "max_pending": "max_pending", "max_rate": "max_rate",
+    "diagnostics_period": "diagnostics_period", "torch_threads": "torch_threads", "reward_topic": "reward_topic",
+    "task_topic": "task_topic", "reset_topic": "reset_topic", "diagnostics_topic": "diagnostics_topic",
+}
+NODE_SECTIONS = ("/**", "robo_reward", "/robo_reward")
+
+
+def read_params_file(path: str) -> dict[str, object]:
+    """The reward node's parameters in a ROS 2 parameters YAML, as serve's option values."""
+    import yaml
+
+    from robo_reward.errors import InputError, UsageError
+
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"--params-file {path}: cannot read it ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise InputError(f"--params-file {path}: not YAML ({exc})") from exc
+    sections = [v.get("ros__parameters") for k, v in (document or {}).items()
+                if k in NODE_SECTIONS and isinstance(v, dict)] if isinstance(document, dict) else []
+    if not any(isinstance(section, dict) for section in sections):
+        raise InputError(f"--params-file {path}: no ros__parameters under {' or '.join(NODE_SECTIONS)}")
+    options: dict[str, object] = {}
+    for section in sections:
+        for name, value in (section or {}).items():
+            if name not in PARAMETER_OPTIONS:
+                raise UsageError(f"--params-file {path}: unknown reward node parameter '{name}' "
+                                 f"(known: {', '.join(sorted(PARAMETER_OPTIONS))})")
+            if name in ("views", "cameras", "model_options"):
+                items = value if isinstance(value, list) else str(value).split(",")
+                value = [str(item).strip() for item in items if str(item).strip()]
+            options[PARAMETER_OPTIONS[name]] = value
+    return options
+
+
+class ParamsFile(argparse.Action):
+    """Set the options a parameters file holds, in command-line order (later flags win)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from robo_reward.errors import RoboRewardError, exit_code
+
+        try:
+            options = read_params_file(values)
+        except RoboRewardError as exc:  # while parsing: exit as the CLI does after it
+            parser.exit(exit_code(exc), f"robo-reward serve: error: {exc}\n")
+        for dest, value in options.items():
+            setattr(namespace, dest, value)
+
+
 def run(args: argparse.Namespace) -> int:
     from robo_reward.commands._common import model_from_args
     from robo_reward.ros2.node import NodeConfig, RewardNode
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.task:
+        from robo_reward.errors import UsageError
+
+        raise UsageError("give the task: --task TEXT, or task in --params-file")
     config = NodeConfig.build(
         args.view, args.task, args.model,
         gamma=args.gamma, slop_s=args.slop, queue_size=args.queue_size, stale_timeout_s=args.stale_timeout,
