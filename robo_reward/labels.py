@@ -149,9 +149,10 @@ def thumbnail_positions(total: int, count: int) -> set[int]:
 
 
 def pick_thumbnails(batch: FrameBatch, first_position: int, keep: set[int]) -> list[tuple[int, np.ndarray]]:
-    """(frame_index, first view's image) of the batch samples whose episode position is in ``keep``."""
+    """(frame_index, first view's image) of the batch samples whose episode position is in ``keep``
+    (copies: a thumbnail must not keep its whole batch in memory)."""
     images = batch.views[batch.view_names[0]]
-    return [(int(batch.frame_index[i]), images[i]) for i in range(len(batch)) if first_position + i in keep]
+    return [(int(batch.frame_index[i]), images[i].copy()) for i in range(len(batch)) if first_position + i in keep]
 
 
 def assemble_labels(

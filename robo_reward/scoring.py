@@ -52,10 +52,6 @@ class Scorer:
     def num_streams(self) -> int:
         return len(self._contexts)
 
-    def context(self, stream: int = 0) -> EpisodeContext | None:
-        """The episode context of ``stream`` (None before its first sample)."""
-        return self._contexts[stream]
-
     def begin(self, streams: Sequence[int] | None = None, context: EpisodeContext | None = None) -> None:
         """Start new episodes on ``streams`` (default: all): their next sample becomes their
         first set, unless ``context`` gives the new episodes' context explicitly."""
@@ -87,7 +83,7 @@ class Scorer:
         starts = np.zeros(size, dtype=bool) if starts is None else np.asarray(starts, dtype=bool)
         if streams.shape != (size,) or starts.shape != (size,):
             raise ConfigError(f"streams and starts need one entry per sample ({size})")
-        if size and (streams.min() < 0 or streams.max() >= self.num_streams):
+        if streams.min() < 0 or streams.max() >= self.num_streams:
             raise ConfigError(f"stream ids must be in [0, {self.num_streams}), got {sorted(set(streams.tolist()))}")
         contexts: list[EpisodeContext] = []
         for i, stream in enumerate(streams.tolist()):
@@ -100,7 +96,7 @@ class Scorer:
             part = batch if chunk == slice(0, size) else batch.select(chunk)
             chunk_contexts = contexts[chunk]
             context = chunk_contexts[0] if all(c is chunk_contexts[0] for c in chunk_contexts) else chunk_contexts
-            parts.append(self.model.score(part, self.task, context if self.model.uses_context else None))
+            parts.append(self.model.score(part, self.task, context))
         return Scores.concat(parts)
 
 

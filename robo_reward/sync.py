@@ -185,9 +185,6 @@ class RecordingSets:
     stamps_ns: np.ndarray
     indices: dict[str, np.ndarray]
 
-    def __len__(self) -> int:
-        return len(self.stamps_ns)
-
 
 NEVER_STALE_NS = 1 << 62
 

@@ -46,7 +46,7 @@ def phi_of(model, views) -> float:
 def test_shaped_return_identity_in_a_real_rollout_with_truncation(clip_model):
     env = reward_stack(clip_model)
     env.reset()
-    phi0 = float(env.shaper.potential[0])
+    phi0 = float(env.rewards.potential[0])
     assert phi0 == pytest.approx(phi_of(clip_model, env.venv.reset_infos[0]["views"]))
     rng = np.random.default_rng(0)
     shaped, task_rewards = [], []
@@ -61,7 +61,7 @@ def test_shaped_return_identity_in_a_real_rollout_with_truncation(clip_model):
     assert np.dot(discount, shaped) == pytest.approx(np.dot(discount, task_rewards) + GAMMA**6 * phi_last - phi0,
                                                      abs=1e-5)
     # after the auto-reset the stream restarts from the new episode's first observation
-    assert env.shaper.potential[0] == pytest.approx(phi_of(clip_model, env.venv.reset_infos[0]["views"]), abs=1e-6)
+    assert env.rewards.potential[0] == pytest.approx(phi_of(clip_model, env.venv.reset_infos[0]["views"]), abs=1e-6)
     env.close()
 
 

@@ -116,14 +116,14 @@ def training(model, args) -> Run:
     env = VecRewardModel(venv, model, TASK, GAMMA, rendered_views=args.cameras)
     run = Run()
     obs = env.reset()
-    run.begin(float(env.shaper.potential[0]))
+    run.begin(float(env.rewards.potential[0]))
     for _ in range(STEPS):
         obs, reward, done, infos = env.step(policy.get_action(obs[0])[None])
         run.add(infos[0]["progress"], float(reward[0]), float(infos[0]["success"]))
         if done[0]:
             assert infos[0]["TimeLimit.truncated"]
             # the auto-reset's first observation was scored as the start of a new stream
-            run.begin(float(env.shaper.potential[0]))
+            run.begin(float(env.rewards.potential[0]))
     run.frames = venv.envs[0].episodes
     env.close()
     assert [len(p) for p in run.progress] == [LIMIT + 1, STEPS - LIMIT + 1]

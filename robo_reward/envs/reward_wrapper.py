@@ -64,7 +64,6 @@ class RewardModelWrapper(gym.Wrapper):
         if isinstance(space, gym.spaces.Dict) and isinstance(space.spaces.get(views_key), gym.spaces.Dict):
             check_views(model, tuple(space[views_key].spaces))
         self._step = 0
-        self._episode_over = False
 
     @property
     def gamma(self) -> float:
@@ -96,19 +95,16 @@ class RewardModelWrapper(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         info = dict(info)
         self._step = 0
-        self.scorer.begin()  # this episode's first observation becomes its context
         check_views(self.model, tuple(self._views(obs, info)))
-        self.rewards.reset(self._score(obs, info, start=True).progress)
-        self._episode_over = False
+        self.rewards.reset(self._score(obs, info, start=True).progress)  # the first observation: the context
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        if self._episode_over:
-            raise ConfigError("RewardModelWrapper.step after the episode ended: call reset() first")
+        if np.isnan(self.rewards.potential[0]):  # the shaper awaits a reset
+            raise ConfigError("RewardModelWrapper.step before reset() or after the episode ended: call reset() first")
         obs, _, terminated, truncated, info = self.env.step(action)
         info = dict(info)
         self._step += 1
         scores = self._score(obs, info, start=False)
         reward = self.rewards.step(scores.progress, scores.success, simulator_success(info), terminated, truncated)
-        self._episode_over = bool(terminated or truncated)
         return obs, float(reward[0]), terminated, truncated, info

@@ -50,7 +50,8 @@ class RewardModel(ABC):
 
     @abstractmethod
     def _score(self, batch: FrameBatch, task: Task, contexts: Sequence[EpisodeContext] | None) -> Scores:
-        """Score a checked batch; ``contexts`` holds 1 or B contexts (None for context-free models)."""
+        """Score a checked batch; ``contexts`` holds each sample's context, B of them (None for
+        context-free models)."""
 
     def score(
         self,
@@ -92,7 +93,7 @@ class RewardModel(ABC):
         contexts = [context] if isinstance(context, EpisodeContext) else list(context)
         if len(contexts) not in (1, len(batch)):
             raise InputError(f"{batch.source or 'batch'}: {len(contexts)} contexts for {len(batch)} samples")
-        return contexts
+        return contexts * len(batch) if len(contexts) == 1 else contexts
 
     @property
     def expected_views(self) -> tuple[str, ...]:

@@ -167,7 +167,6 @@ class ProgressRewardModel(LearnedRewardModel):
         self.net.eval()
         text = self._text([task.instruction])[0]
         size = len(batch)
-        per_sample = list(contexts) if len(contexts) == size else list(contexts) * size
         per_view, success_views, valid = {}, {}, {}
         for view in self.views:
             valid[view] = batch.valid_mask(view) if view in batch.views else np.zeros(size, dtype=bool)
@@ -175,13 +174,13 @@ class ProgressRewardModel(LearnedRewardModel):
                 per_view[view] = success_views[view] = np.full(size, np.nan)
                 continue
             state = self._states(self._prepare(batch.views[view]), view, text)
-            starts = [self._start_state(c, view, text, task.instruction) for c in per_sample]
+            starts = [self._start_state(c, view, text, task.instruction) for c in contexts]
             start_ok = torch.tensor([s is not None for s in starts])
             start = None
             if start_ok.any():
                 blank = torch.zeros(state.shape[1])
                 start = torch.stack([blank if s is None else s for s in starts])
-            progress, success = self._estimates(state, start, start_ok, self._goal_state(task, view, text, per_sample))
+            progress, success = self._estimates(state, start, start_ok, self._goal_state(task, view, text, contexts))
             per_view[view] = np.where(valid[view], progress.double().numpy(), np.nan)
             success_views[view] = np.where(valid[view], success.double().numpy(), np.nan)
         progress, uncertainty = fuse_views(per_view, valid, source=batch.source, frame_index=batch.frame_index)

@@ -10,9 +10,9 @@ import numpy as np
 
 from robo_reward.errors import require
 from robo_reward.models.base import RewardModel
-from robo_reward.rl.vec_reward import info_success
 from robo_reward.rl.video import write_rollout_video
 from robo_reward.scoring import Scorer
+from robo_reward.shaping import simulator_success
 from robo_reward.types import FrameBatch, Task
 
 require("stable_baselines3", "sim", "RL training")
@@ -62,7 +62,7 @@ class SuccessEvalCallback(BaseCallback):
                 action, _ = self.model.predict(obs, deterministic=True)
                 obs, reward, terminated, truncated, info = self.eval_env.step(action)
                 total += float(reward)
-                succeeded |= info_success(info) > 0
+                succeeded |= simulator_success(info) > 0
                 done = terminated or truncated
                 if record:
                     frames.append(info["views"])

@@ -32,8 +32,7 @@ import numpy as np
 from robo_reward.errors import ConfigError, require
 from robo_reward.models.base import RewardModel
 from robo_reward.scoring import Scorer, check_views, stack_views
-from robo_reward.shaping import REWARD_MODES, SIMULATOR_REWARDS, OnlineRewards, check_gamma
-from robo_reward.shaping import simulator_success as info_success
+from robo_reward.shaping import REWARD_MODES, SIMULATOR_REWARDS, OnlineRewards, check_gamma, simulator_success
 from robo_reward.types import Scores, Task
 
 require("stable_baselines3", "sim", "RL training")
@@ -45,7 +44,7 @@ a transform of robo_reward.shaping.TRANSFORMS (e.g. progress: Φ(s') alone, VLM-
 change the optimal policy); sparse: the simulator's success flag (1.0/0.0), no model;
 dense: the simulator's own hand-designed reward, no model."""
 
-__all__ = ["REWARDS", "VecRewardModel", "info_success"]
+__all__ = ["REWARDS", "VecRewardModel"]
 
 
 @dataclass
@@ -98,12 +97,11 @@ class VecRewardModel(VecEnvWrapper):
         if relabel and reward != "shaped":
             raise ConfigError("relabel=True only applies to reward='shaped'")
         check_gamma(gamma)
-        self.model, self.task, self.gamma, self.reward = model, task, gamma, reward
+        self.model, self.task, self.reward = model, task, reward
         self.relabel_enabled = relabel
         self.scorer = Scorer(model, task, batch_size, self.num_envs) if self.uses_model else None
         # the one step-by-step reward computation (shared with envs.reward_wrapper.RewardModelWrapper)
         self.rewards = OnlineRewards(reward, gamma, self.num_envs) if self.uses_model else None
-        self.shaper = self.rewards.shaper if self.rewards else None
         self._pending: list[_PendingStep] = []
         self._step_count = 0
 
@@ -130,7 +128,7 @@ class VecRewardModel(VecEnvWrapper):
         self._step_count += 1
         truncated = np.array([bool(info.get("TimeLimit.truncated", False)) for info in infos])
         terminated = dones & ~truncated
-        success = np.array([info_success(info) for info in infos])
+        success = np.array([simulator_success(info) for info in infos])
         if self.reward == "dense":
             return obs, env_reward, dones, infos
         if self.reward == "sparse":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import math
 import os
@@ -45,6 +44,7 @@ import numpy as np
 
 from robo_reward.atomic import atomic_path
 from robo_reward.errors import ConfigError, InputError
+from robo_reward.interfaces.images import rgb_to_compressed
 
 #: A content part: text, or a uint8 RGB image (H, W, 3).
 Part = str | np.ndarray
@@ -134,14 +134,9 @@ def encode_image(image: np.ndarray, size: int | None = None, quality: int = 90) 
     from PIL import Image
 
     array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
-        raise InputError(f"an image part must be uint8 (H, W, 3), got {array.dtype} {array.shape}")
-    picture = Image.fromarray(np.ascontiguousarray(array))
-    if size is not None and picture.size != (size, size):
-        picture = picture.resize((size, size), Image.BICUBIC)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    if size is not None and array.dtype == np.uint8 and array.ndim == 3 and array.shape[:2] != (size, size):
+        array = np.asarray(Image.fromarray(array).resize((size, size), Image.BICUBIC))
+    return "data:image/jpeg;base64," + base64.b64encode(rgb_to_compressed(array, "jpeg", quality)).decode("ascii")
 
 
 def parse_completion(raw: Mapping[str, Any], cached: bool = False, attempts: int = 0) -> Completion:

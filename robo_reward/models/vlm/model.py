@@ -92,19 +92,17 @@ class VlmRewardModel(RewardModel):
         assert contexts is not None  # uses_context: RewardModel.score guarantees one
         size = len(batch)
         groups: dict[int, list[int]] = {}  # samples of one episode (context) go in one request per view
-        for i in range(size):
-            groups.setdefault(id(contexts[0] if len(contexts) == 1 else contexts[i]), []).append(i)
-        context_of = {key: (contexts[0] if len(contexts) == 1 else contexts[members[0]])
-                      for key, members in groups.items()}
+        for i, context in enumerate(contexts):
+            groups.setdefault(id(context), []).append(i)
         multi_view = len(batch.views) > 1
         jobs = []  # (view, samples, query)
         for view, images in batch.views.items():
             valid = batch.valid_mask(view)
-            for key, members in groups.items():
+            for members in groups.values():
                 samples = np.array([i for i in members if valid[i]], dtype=np.int64)
                 if len(samples) == 0:
                     continue
-                first_views = context_of[key].first.views
+                first_views = contexts[members[0]].first.views
                 if view not in first_views:
                     raise ConfigError(f"{batch.source or 'batch'}: the episode's first set has no view '{view}'")
                 frames = batch.frame_index[samples]
