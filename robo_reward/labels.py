@@ -226,8 +226,12 @@ def score_backwards(model: RewardModel, task: Task, config: LabelConfig, last: E
                     batches: Iterable[FrameBatch]) -> np.ndarray:
     """Progress (T,) of each sampled frame, in forward order, when the episode is played
     backwards: a second pass over its frames (``batches``) with its last set as the
-    reversed episode's first. A model keeps no state between frames, so given that
-    context the order in which the frames are scored does not change their scores."""
+    reversed episode's first. A model that keeps no state between frames scores them in
+    any order given that context; a ``sequential`` one is given the frames last to first
+    (the episode's batches are held in memory for that)."""
     scorer = Scorer(model, task, config.batch_size)
     scorer.begin(context=last)
-    return np.concatenate([scorer.score(batch).progress for batch in batches])
+    if not model.sequential:
+        return np.concatenate([scorer.score(batch).progress for batch in batches])
+    backwards = [batch.select(np.arange(len(batch))[::-1]) for batch in reversed(list(batches))]
+    return np.concatenate([scorer.score(batch).progress for batch in backwards])[::-1]

@@ -14,6 +14,7 @@ except ImportError:
     pass
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,19 @@ def square_episodes(tmp_path_factory) -> Path:
         entry["task"] = {"instruction": "slide the square to the right"}
     write_manifest(folder, entries)
     return folder
+
+
+@pytest.fixture
+def serve():
+    """Start real chat-completions servers on 127.0.0.1 (see vlm_server.py); closed after the test."""
+    from vlm_server import FakeServer
+
+    servers: list[FakeServer] = []
+
+    def start(answer: Callable[[dict, int], tuple]) -> FakeServer:
+        servers.append(FakeServer(answer))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -3,20 +3,15 @@ HTTP server: real sockets, real JSON, on 127.0.0.1."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from vlm_server import FakeServer, Reply, chat_body, decode, parts_of, shade
 
 from robo_reward.errors import ConfigError, InputError
 from robo_reward.models import load_model
@@ -33,108 +28,6 @@ from robo_reward.types import EpisodeContext, FrameBatch, Task
 
 SAMPLE = Path(__file__).resolve().parents[1] / "robo_reward" / "assets" / "metaworld_sample"
 TASK = Task("open the drawer")
-
-# A reply: (status, JSON-able body or raw bytes, delay in seconds before answering[, extra headers]).
-Reply = tuple
-
-
-def chat_body(text: str, logprobs: list | None = None) -> dict:
-    choice: dict = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-    if logprobs is not None:
-        choice["logprobs"] = {"content": logprobs}
-    return {"id": "x", "object": "chat.completion", "choices": [choice]}
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 64  # many connections at once in the concurrency test
-    daemon_threads = True
-
-
-class FakeServer:
-    """A threaded HTTP server answering ``POST /v1/chat/completions`` with ``answer(payload, call)``."""
-
-    def __init__(self, answer: Callable[[dict, int], Reply]) -> None:
-        self.answer = answer
-        self.payloads: list[dict] = []
-        self.headers: list[dict[str, str]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def do_POST(self) -> None:
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    call = len(server.payloads)
-                    server.payloads.append(payload)
-                    server.headers.append(dict(self.headers.items()))
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    assert self.path == "/v1/chat/completions"
-                    status, body, delay, *extra = server.answer(payload, call)
-                    time.sleep(delay)
-                    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                    self.send_response(status)
-                    for key, value in (extra[0] if extra else {}).items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout test)
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-        self.httpd = _Server(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    @property
-    def calls(self) -> int:
-        return len(self.payloads)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def serve():
-    servers: list[FakeServer] = []
-
-    def start(answer: Callable[[dict, int], Reply]) -> FakeServer:
-        servers.append(FakeServer(answer))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def parts_of(payload: dict) -> list[dict]:
-    (message,) = payload["messages"]
-    assert message["role"] == "user"
-    return message["content"]
-
-
-def decode(part: dict) -> np.ndarray:
-    url = part["image_url"]["url"]
-    assert url.startswith("data:image/jpeg;base64,")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
-
-
-def shade(value: int, size: int = 32) -> np.ndarray:
-    return np.full((size, size + 8, 3), value, dtype=np.uint8)
-
 
 def percent_of_shade(image: np.ndarray) -> int:
     """Frames in these tests are solid grey 20 + 20·k: answer 10·k %."""
@@ -348,7 +241,7 @@ def test_the_cache_answers_a_repeated_request_without_a_second_call(serve, tmp_p
     first = vlm(server, cache_dir=str(tmp_path / "cache")).score(batch, TASK, context_of())
     model = vlm(server, cache_dir=str(tmp_path / "cache"))
     again = model.score(batch, TASK, context_of())
-    assert server.calls == 1 and model.client.http_calls == 0  # from the disk cache, by a new client
+    assert server.calls == 1 and model.backend.http_calls == 0  # from the disk cache, by a new client
     np.testing.assert_allclose(first.progress, again.progress)
     model.score(batch, TASK, context_of())
     assert server.calls == 1  # and from memory
@@ -431,8 +324,8 @@ def test_expected_value_on_constructed_logprobs():
 
 
 def test_an_unknown_protocol_is_refused_naming_the_available_ones():
-    with pytest.raises(ConfigError, match="unknown VLM protocol 'roboreward'; available: gvl"):
-        load_model("vlm", protocol="roboreward")
+    with pytest.raises(ConfigError, match="unknown VLM protocol 'gvl2'; available: gvl, dopamine, roboreward, vlac, topreward"):
+        load_model("vlm", protocol="gvl2")
 
 
 def test_a_model_without_context_is_refused(serve):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sys
 from pathlib import Path
 
 from robo_reward.commands._common import add_model_arguments, add_subcommand, model_from_args
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     episodes = open_episodes(args)
     sinks = open_sinks(args, episodes)
     model = model_from_args(args)
+    print(f"model: {model.describe()}", file=sys.stderr)
     out = label_episodes(model, episodes, config, args.out, overwrite=args.overwrite, report=not args.no_report,
                          resume=args.resume, sinks=sinks, engine=make_engine(args))
     print(format_metrics(read_metrics(out)))

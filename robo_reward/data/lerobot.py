@@ -49,6 +49,7 @@ from robo_reward.atomic import atomic_path
 from robo_reward.data.align import sample_times
 from robo_reward.data.video import open_video
 from robo_reward.errors import InputError, UsageError, require
+from robo_reward.interfaces.lerobot import view_names
 from robo_reward.types import FrameBatch, Sampling, Task
 
 if TYPE_CHECKING:
@@ -220,12 +221,6 @@ class _Decoded:
         if self._rgb is None:
             self._rgb = self._frame.to_ndarray(format="rgb24")
         return self._rgb
-
-
-def view_names(camera_keys: Sequence[str]) -> dict[str, str]:
-    """View name → feature key: the key's last part, or the whole key where two last parts collide."""
-    last = [key.rsplit(".", 1)[-1] for key in camera_keys]
-    return {(name if last.count(name) == 1 else key): key for name, key in zip(last, camera_keys)}
 
 
 def _check_local_dataset(root: Path) -> None:

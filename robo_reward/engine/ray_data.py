@@ -158,6 +158,11 @@ class RayEngine:
     ) -> Iterator[tuple[int, EpisodeLabels]]:
         if not episodes:
             return
+        if model.sequential:
+            raise ConfigError(
+                f"model '{model.describe()}' scores a frame after the episode's earlier ones (sequential), but the "
+                "Ray engine may send an episode's micro-batches to different actors: label with --engine local"
+            )
         ray = require("ray", "ray", "the Ray engine (--engine ray)")
         started = self._connect(ray)
         try:

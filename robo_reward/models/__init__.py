@@ -18,6 +18,7 @@ from robo_reward.models.base import LearnedRewardModel, RewardModel, read_checkp
 # name → "module:Class"; modules import lazily so that optional dependencies stay optional.
 _BUILTIN: dict[str, str] = {
     "clip": "robo_reward.models.clip:ClipRewardModel",
+    "lerobot-classifier": "robo_reward.models.lerobot_classifier:LeRobotClassifierRewardModel",
     "perceptual": "robo_reward.models.perceptual:PerceptualRewardModel",
     "progress": "robo_reward.models.progress:ProgressRewardModel",
     "vlm": "robo_reward.models.vlm.model:VlmRewardModel",

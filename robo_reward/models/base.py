@@ -39,11 +39,15 @@ class RewardModel(ABC):
     ``required_views`` lists the views the model cannot score without (empty: any).
     ``uses_context`` says the model scores each frame against its episode's first set
     (an :class:`~robo_reward.types.EpisodeContext`), which :meth:`score` then requires.
+    ``sequential`` says a frame's score also depends on the episode's earlier frames (kept
+    in the context's cache): an episode's samples must then reach the model in playing
+    order, each once.
     """
 
     name: ClassVar[str]
     required_views: tuple[str, ...] = ()
     uses_context: ClassVar[bool] = False
+    sequential: bool = False
 
     def __init__(self, config: Any) -> None:
         self.config = config

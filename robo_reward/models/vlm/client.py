@@ -12,7 +12,12 @@ Standard library only (``urllib`` + threads). Used by the VLM reward protocols, 
   request's ``where`` (episode and frames), the HTTP status and body;
 * **images**: uint8 (H, W, 3) arrays become ``image_url`` parts holding
   ``data:image/jpeg;base64,…`` (resized to ``image_size``), interleaved with text parts
-  in order;
+  in order; a :class:`Clip` becomes a ``video_url`` part holding an H.264 mp4
+  (``data:video/mp4;base64,…``);
+* **continuing a message**: ``ChatRequest.continue_final`` sends vLLM's
+  ``add_generation_prompt: false, continue_final_message: true``, so the answer continues
+  the last message instead of opening an assistant turn (TOPReward scores the token after
+  "The answer is:");
 * **cache**: keyed by a SHA-256 of the model and the exact JSON payload (image bytes
   included), in memory and, with ``cache_dir``, as JSON files written atomically, so a
   relabel or a resumed run asks nothing twice;
@@ -38,16 +43,32 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from robo_reward.atomic import atomic_path
 from robo_reward.errors import ConfigError, InputError
 from robo_reward.interfaces.images import rgb_to_compressed
+from robo_reward.interfaces.video import encode_mp4
 
-#: A content part: text, or a uint8 RGB image (H, W, 3).
-Part = str | np.ndarray
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """A video content part: uint8 RGB frames (T, H, W, 3) played at ``fps``."""
+
+    frames: np.ndarray
+    fps: float
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or len(self.frames) == 0:
+            raise InputError(f"a clip holds uint8 frames (T, H, W, 3) with T >= 1, got shape {self.frames.shape}")
+        if not self.fps > 0:
+            raise InputError(f"a clip's fps must be > 0, got {self.fps}")
+
+
+#: A content part: text, a uint8 RGB image (H, W, 3), or a clip.
+Part = str | np.ndarray | Clip
 CACHE_FORMAT = "robo_reward.vlm_cache/v1"
 #: How many recently encoded images the client keeps (a malformed-answer retry resends them all).
 ENCODED_CACHE = 1024
@@ -70,6 +91,10 @@ class ChatRequest:
         where: what the request is about (episode, view, frames), for error messages.
         max_tokens, temperature: sampling options sent as is.
         top_logprobs: ask for this many alternatives per answer token (None: no logprobs).
+        continue_final: continue the last message rather than answer it (no generation
+            prompt; vLLM's ``continue_final_message``).
+        sampling: further sampling options sent as they are, e.g. ``(("top_p", 0.9),
+            ("top_k", 50))`` (``top_k`` is a vLLM extension).
     """
 
     messages: tuple[Message, ...]
@@ -77,6 +102,8 @@ class ChatRequest:
     max_tokens: int = 512
     temperature: float = 0.0
     top_logprobs: int | None = None
+    continue_final: bool = False
+    sampling: tuple[tuple[str, float | int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +136,21 @@ class Completion:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
+class ChatBackend(Protocol):
+    """What the VLM protocols ask of a backend: answers to chat requests, in request order.
+
+    :class:`ChatClient` (an OpenAI-compatible server, e.g. vLLM) and
+    :class:`robo_reward.models.vlm.local.TransformersBackend` (a local model) are the two."""
+
+    def complete_many(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """Answer every request; raise ConfigError when one cannot be answered at all."""
+        ...
+
+    def describe(self) -> str:
+        """One line naming the backend and model (it says RANDOM WEIGHTS where they are)."""
+        ...
+
+
 #: The longest ``Retry-After`` honoured, in seconds.
 MAX_RETRY_AFTER_S = 30.0
 
@@ -137,6 +179,19 @@ def encode_image(image: np.ndarray, size: int | None = None, quality: int = 90) 
     if size is not None and array.dtype == np.uint8 and array.ndim == 3 and array.shape[:2] != (size, size):
         array = np.asarray(Image.fromarray(array).resize((size, size), Image.BICUBIC))
     return "data:image/jpeg;base64," + base64.b64encode(rgb_to_compressed(array, "jpeg", quality)).decode("ascii")
+
+
+def encode_clip(clip: Clip, size: int | None = None) -> str:
+    """A clip → ``data:video/mp4;base64,…`` (H.264), frames resized to ``size``×``size`` if given
+    (else to even sizes, which H.264 needs)."""
+    from PIL import Image
+
+    frames = np.asarray(clip.frames, dtype=np.uint8)
+    height, width = frames.shape[1:3]
+    target = (size, size) if size is not None else (width - width % 2 or 2, height - height % 2 or 2)
+    if (width, height) != target:
+        frames = np.stack([np.asarray(Image.fromarray(f).resize(target, Image.BICUBIC)) for f in frames])
+    return "data:video/mp4;base64," + base64.b64encode(encode_mp4(frames, clip.fps)).decode("ascii")
 
 
 def parse_completion(raw: Mapping[str, Any], cached: bool = False, attempts: int = 0) -> Completion:
@@ -235,19 +290,16 @@ class ChatClient:
         self._lock = threading.Lock()
         self.http_calls = 0  # HTTP calls made (for tests and benchmarks)
 
+    def describe(self) -> str:
+        return f"'{self.model}' served at {self.url}"
+
     # -- payload and cache ---------------------------------------------------------------
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
         """The exact JSON body sent for ``request``."""
         messages = []
         for message in request.messages:
-            content = [
-                {"type": "text", "text": part}
-                if isinstance(part, str)
-                else {"type": "image_url", "image_url": {"url": self._encode(part)}}
-                for part in message.parts
-            ]
-            messages.append({"role": message.role, "content": content})
+            messages.append({"role": message.role, "content": [self._content(part) for part in message.parts]})
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -257,7 +309,18 @@ class ChatClient:
         if request.top_logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = int(request.top_logprobs)
+        if request.continue_final:
+            body["add_generation_prompt"] = False
+            body["continue_final_message"] = True
+        body.update(dict(request.sampling))
         return body
+
+    def _content(self, part: Part) -> dict[str, Any]:
+        if isinstance(part, str):
+            return {"type": "text", "text": part}
+        if isinstance(part, Clip):
+            return {"type": "video_url", "video_url": {"url": encode_clip(part, self.image_size)}}
+        return {"type": "image_url", "image_url": {"url": self._encode(part)}}
 
     def _encode(self, image: np.ndarray) -> str:
         """:func:`encode_image`, memoised by the pixels' hash for the last ``ENCODED_CACHE`` images."""

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from robo_reward.errors import InputError
 from robo_reward.models.vlm.client import ChatRequest, Message, Part
+from robo_reward.models.vlm.protocol import Plan, Protocol, Question, ViewScores, first_image, span
+from robo_reward.types import EpisodeContext, FrameBatch, Task
 
 BASE_PROMPT = (
     "You are an expert roboticist tasked to predict task completion percentages for frames of a robot for the "
@@ -119,10 +119,32 @@ def progress_from_answer(text: str, order: np.ndarray) -> np.ndarray:
     return progress
 
 
-def malformed_error(where: str, frames: Sequence[int], reason: str, answer: str, attempts: int) -> InputError:
-    """The error of an answer that stayed malformed after ``attempts`` requests."""
-    shown = answer if len(answer) <= 400 else answer[:400] + "…"
-    return InputError(
-        f"{where}: GVL answer for frame(s) {list(frames)[:20]} unusable after {attempts} request(s) ({reason}); "
-        f"raw answer: {shown!r}"
-    )
+class GvlProtocol(Protocol):
+    """One request per view of an episode's samples in a batch (the batch is GVL's frame set)."""
+
+    name = "gvl"
+    success_note = "success = progress: GVL gives no success probability"
+
+    def plan(self, task: Task, context: EpisodeContext, batch: FrameBatch, where: str) -> Plan:
+        questions, targets = [], []
+        for view, images in batch.views.items():
+            samples = np.flatnonzero(batch.valid_mask(view))
+            if len(samples) == 0:
+                continue
+            frames = batch.frame_index[samples]
+            query = build_query(
+                task.instruction, first_image(context, view, where), images[samples], frames,
+                f"{where} view '{view}' frame(s) {span(frames)}", view=view if len(batch.views) > 1 else None,
+                max_tokens=self.config.max_tokens, temperature=self.config.temperature,
+                instruction_first=self.config.instruction_first,
+            )
+            questions.append(Question(query.request, lambda answer, order=query.order: progress_from_answer(answer.text, order)))
+            targets.append((view, samples))
+
+        def finish(values: list[np.ndarray]) -> ViewScores:
+            progress = {view: np.full(len(batch), np.nan) for view in batch.views}
+            for (view, samples), value in zip(targets, values):
+                progress[view][samples] = value
+            return ViewScores(progress)
+
+        return Plan(questions, finish)
