@@ -1,8 +1,12 @@
-"""Live reward latency over ROS 2 (DDS on loopback) against the model's forward alone.
+"""Live reward latency over ROS 2 (loopback) against the model's forward alone, for both
+transports of the node in one run.
 
-Three pattern cameras publish 128×128 rgb8 images at 30 Hz from one process;
+Three pattern cameras publish 128×128 rgb8 images at 30 Hz on Cyclone DDS from one process;
 ``robo-reward serve`` (a second process, the embedded default model) synchronises, scores
-and publishes rewards; this process subscribes to them. Measured in one run:
+and publishes rewards; this process subscribes to them (Cyclone DDS). The node runs once per
+``--transport``: ``dds`` (Cyclone DDS, this Python) and ``rclpy`` (ROS 2 Kilted from the
+wheels, Fast DDS: ``bash scripts/install_ros2.sh``; skipped, and said so, when it is not
+there). Measured per transport:
 
 * stamp → reward received here (p50, p99): the whole live path, transport both ways;
 * the node's own stamp → publish and model forward percentiles (from its diagnostics);
@@ -10,8 +14,10 @@ and publishes rewards; this process subscribes to them. Measured in one run:
 * the baseline: scoring alone (a Scorer with the episode context) in this process on the same images, batch sizes
   as the node used them; the ratios live / forward say what the live path adds.
 
-    python bench/live_latency.py                  # 3 cameras, 30 Hz, 10 s
-    python bench/live_latency.py --rate 15 --seconds 20 --compressed --size 480 640
+    python bench/live_latency.py                  # 3 cameras, 30 Hz, 10 s, dds then rclpy
+    python bench/live_latency.py --rate 15 --seconds 20 --compressed --size 480 640 --transport dds
+
+Writes what it prints to ``bench/results/live_latency.txt`` (``--out``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from ros_stack import messages_of, python_of, start
 
 from robo_reward.assets import DEFAULT_MODEL
 from robo_reward.interfaces.messages import image_message
@@ -66,53 +77,46 @@ def forward_alone(model, views: dict[str, str], size: tuple[int, int], batch_siz
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model name or checkpoint")
-    parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (after 3 s of warm-up)")
-    parser.add_argument("--compressed", action="store_true", help="JPEG CompressedImage instead of raw rgb8")
-    parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("HEIGHT", "WIDTH"),
-                        help="camera image size, pixels (the default model's sample is 128×128)")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="CPU threads of the model, in the node and for the baseline alike")
-    args = parser.parse_args()
+DISTRO = "kilted"
 
-    suffix = "/image_raw/compressed" if args.compressed else "/image_raw"
-    cameras = {view: f"/cam/{view}{suffix}" for view in VIEWS}
+
+def measure(transport: str, args: argparse.Namespace, cameras: dict[str, str]) -> dict:
+    """One node on ``transport`` fed by the pattern cameras: what it published, what came back."""
     domain = random.SystemRandom().randint(100, 230)
     warmup, measured = 3.0, args.seconds
-    folder = Path(tempfile.mkdtemp(prefix="live_latency_"))
-    node = subprocess.Popen(
-        [sys.executable, "-m", "robo_reward.cli", "serve", "--domain", str(domain), "--localhost-only",
-         "--task", "open the drawer", "--model", args.model, "--diagnostics-period", "1",
-         "--torch-threads", str(args.torch_threads), "--log-level", "WARNING",
-         *[a for v, t in cameras.items() for a in ("--view", f"{v}={t}")]],
-    )
+    folder = Path(tempfile.mkdtemp(prefix=f"live_latency_{transport}_"))
+    command = ["-m", "robo_reward.cli", "serve", "--transport", transport, "--domain", str(domain),
+               "--localhost-only", "--task", "open the drawer", "--model", args.model, "--diagnostics-period", "1",
+               "--torch-threads", str(args.torch_threads), "--log-level", "WARNING",
+               *[a for v, t in cameras.items() for a in ("--view", f"{v}={t}")]]
+    if transport == "rclpy":
+        node = start(DISTRO, domain, command, folder / "node.log")
+    else:
+        node = subprocess.Popen([sys.executable, *command])
     context = multiprocessing.get_context("spawn")
-    ready, start = context.Event(), context.Queue()
+    ready, begin = context.Event(), context.Queue()
     camera_process = context.Process(
         target=pattern_camera_process,
-        args=(domain, [(cameras, 0.0, warmup + measured)], args.rate, ready, start, str(folder / "published.json")),
+        args=(domain, [(cameras, 0.0, warmup + measured)], args.rate, ready, begin, str(folder / "published.json")),
         kwargs={"size": tuple(args.size)},
     )
     camera_process.start()
-    transport = DdsTransport(domain, localhost_only=True, node_name="bench")
+    bench = DdsTransport(domain, localhost_only=True, node_name="bench")
     received: list[tuple[int, int]] = []  # (stamp ns, receive ns)
     diagnostics: list[dict] = []
-    transport.subscribe_reward("/robo_reward/reward", lambda r: received.append((r.stamp_ns, time.time_ns())))
-    transport.subscribe_string("/robo_reward/diagnostics", lambda text: diagnostics.append(json.loads(text)))
+    bench.subscribe_reward("/robo_reward/reward", lambda r: received.append((r.stamp_ns, time.time_ns())))
+    bench.subscribe_string("/robo_reward/diagnostics", lambda text: diagnostics.append(json.loads(text)))
     stop = threading.Event()
-    spinner = threading.Thread(target=transport.spin, args=(stop,), daemon=True)
+    spinner = threading.Thread(target=bench.spin, args=(stop,), daemon=True)
     spinner.start()
     try:
         deadline = time.monotonic() + 300
         while not diagnostics and time.monotonic() < deadline:
             time.sleep(0.1)
         if not diagnostics or not ready.wait(timeout=max(1.0, deadline - time.monotonic())):
-            raise SystemExit("the reward node or the cameras did not come up")
+            raise SystemExit(f"{transport}: the reward node or the cameras did not come up")
         t0 = (time.time_ns() // S + 1) * S
-        start.put(t0)
+        begin.put(t0)
         camera_process.join(timeout=warmup + measured + 60)
         time.sleep(2.5)  # the last rewards and a final diagnostics message
         report = diagnostics[-1]
@@ -121,22 +125,18 @@ def main() -> None:
         spinner.join(timeout=5)
         node.send_signal(signal.SIGTERM)
         node.wait(timeout=30)
-        transport.close()
-
+        bench.close()
     published = json.loads((folder / "published.json").read_text())
-    begin, end = t0 + int(warmup * S), t0 + int((warmup + measured) * S)
-    window = [(s, r) for s, r in received if begin <= s < end]
-    latency = [(r - s) / 1e9 for s, r in window]
-    frames = {v: sum(begin <= s < end for s in stamps) for v, stamps in published.items()}
-    sets_published = min(frames.values())
+    first, end = t0 + int(warmup * S), t0 + int((warmup + measured) * S)
+    window = [(s, r) for s, r in received if first <= s < end]
+    frames = {v: sum(first <= s < end for s in stamps) for v, stamps in published.items()}
+    return {"latency": [(r - s) / 1e9 for s, r in window], "report": report, "published": published,
+            "sets": min(frames.values())}
 
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    model = load_model(args.model)
-    batch = max(1, round(report["mean_batch"]))
-    forward = forward_alone(model, cameras, tuple(args.size), batch, repeats=200)
-    forward_per_set = [t / batch for t in forward]
 
+def describe(transport: str, result: dict, forward: list[float], batch: int, args: argparse.Namespace) -> list[str]:
+    """The figures of one transport's run, against scoring alone."""
+    report, latency, published = result["report"], result["latency"], result["published"]
     views = report["views"]
     drops = {
         "transport (sent, not received)": sum(len(published[v]) - views[v]["received"] for v in VIEWS),
@@ -147,20 +147,62 @@ def main() -> None:
     }
     live_p50, live_p99 = np.percentile(latency, [50, 99])
     fwd_p50, fwd_p99 = np.percentile(forward, [50, 99])
-    print(f"model: {model.describe()}, torch threads {torch.get_num_threads()}")
-    print(f"{len(VIEWS)} cameras × {args.rate:g} Hz, {args.size[1]}×{args.size[0]} "
-          f"{'JPEG' if args.compressed else 'rgb8'}, DDS on loopback, {measured:g} s measured after {warmup:g} s")
-    print(f"stamp → reward received : {percentiles_ms(latency)}   ({len(window)} rewards)")
-    print(f"node stamp → publish    : p50 {report['latency_ms']['stamp_to_publish']['p50']} ms, "
-          f"p99 {report['latency_ms']['stamp_to_publish']['p99']} ms (node's last 2000)")
-    print(f"node model forward      : p50 {report['latency_ms']['model_forward']['p50']} ms, "
-          f"p99 {report['latency_ms']['model_forward']['p99']} ms per call, mean batch {report['mean_batch']}")
-    print(f"forward alone (baseline): {percentiles_ms(forward)} per call of {batch} set(s), "
-          f"{percentiles_ms(forward_per_set)} per set")
-    print(f"ratio live / forward    : p50 {live_p50 / fwd_p50:.1f}×, p99 {live_p99 / fwd_p99:.1f}×")
-    print(f"reward rate / camera rate = {len(window) / measured:.2f} Hz / {args.rate:g} Hz "
-          f"= {len(window) / max(sets_published, 1):.3f} of the image sets")
-    print("drops over the whole run: " + ", ".join(f"{k} {v}" for k, v in drops.items()))
+    node = report["latency_ms"]
+    return [
+        f"[{transport}] stamp → reward received : {percentiles_ms(latency)}   ({len(latency)} rewards)",
+        (f"[{transport}] node stamp → publish    : p50 {node['stamp_to_publish']['p50']} ms, "
+         f"p99 {node['stamp_to_publish']['p99']} ms (node's last 2000)"),
+        (f"[{transport}] node model forward      : p50 {node['model_forward']['p50']} ms, "
+         f"p99 {node['model_forward']['p99']} ms per call, mean batch {report['mean_batch']}"),
+        f"[{transport}] forward alone (baseline): {percentiles_ms(forward)} per call of {batch} set(s)",
+        f"[{transport}] ratio live / forward    : p50 {live_p50 / fwd_p50:.1f}×, p99 {live_p99 / fwd_p99:.1f}×",
+        (f"[{transport}] reward rate / camera rate = {len(latency) / args.seconds:.2f} Hz / {args.rate:g} Hz "
+         f"= {len(latency) / max(result['sets'], 1):.3f} of the image sets"),
+        f"[{transport}] drops over the whole run: " + ", ".join(f"{k} {v}" for k, v in drops.items()),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model name or checkpoint")
+    parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (after 3 s of warm-up)")
+    parser.add_argument("--compressed", action="store_true", help="JPEG CompressedImage instead of raw rgb8")
+    parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("HEIGHT", "WIDTH"),
+                        help="camera image size, pixels (the default model's sample is 128×128)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="CPU threads of the model, in the node and for the baseline alike")
+    parser.add_argument("--transport", nargs="+", default=["dds", "rclpy"], choices=("dds", "rclpy"))
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "live_latency.txt")
+    args = parser.parse_args()
+
+    suffix = "/image_raw/compressed" if args.compressed else "/image_raw"
+    cameras = {view: f"/cam/{view}{suffix}" for view in VIEWS}
+    results, lines = {}, []
+    for transport in args.transport:
+        if transport == "rclpy" and not (python_of(DISTRO).exists() and messages_of(DISTRO).exists()):
+            lines.append(f"[rclpy] skipped: ROS 2 {DISTRO} is not installed here (bash scripts/install_ros2.sh)")
+            continue
+        results[transport] = measure(transport, args, cameras)
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    model = load_model(args.model)
+    header = [
+        f"model: {model.describe()}, torch threads {torch.get_num_threads()}",
+        (f"{len(VIEWS)} cameras × {args.rate:g} Hz, {args.size[1]}×{args.size[0]} "
+         f"{'JPEG' if args.compressed else 'rgb8'} on Cyclone DDS, loopback, {args.seconds:g} s measured after 3 s; "
+         f"node transports: dds (Cyclone DDS), rclpy (ROS 2 {DISTRO}, Fast DDS)"),
+    ]
+    forward_by_batch: dict[int, list[float]] = {}
+    for transport, result in results.items():
+        batch = max(1, round(result["report"]["mean_batch"]))
+        if batch not in forward_by_batch:
+            forward_by_batch[batch] = forward_alone(model, cameras, tuple(args.size), batch, repeats=200)
+        lines += describe(transport, result, forward_by_batch[batch], batch, args)
+    output = "\n".join(header + lines)
+    print(output)
+    args.out.write_text(output + "\n")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
         task:="open the drawer" model:=/path/to/model.pt max_rate:=10.0 domain:=7
 
 ``views``, ``task``, ``model`` and ``max_rate`` come from the launch arguments and set the
-node parameters of the same names; every other parameter (synchronisation, batching,
+node parameters of the same names (``views``, comma-separated here, becomes the node's
+string-array parameter); every other parameter (synchronisation, batching,
 shaping, topic names) from ``params_file`` (default: reward_params.yaml beside this file).
 ``domain`` sets ROS_DOMAIN_ID for the node. ``cameras`` and ``rate``, the former names of
 ``views`` and ``max_rate``, still work and log a deprecation warning.
@@ -40,7 +41,7 @@ def reward_node(context, *args, **kwargs) -> list:
         parameters=[
             LaunchConfiguration("params_file"),
             {
-                "views": ParameterValue(values["views"] or DEFAULT_VIEWS, value_type=str),
+                "views": [view.strip() for view in (values["views"] or DEFAULT_VIEWS).split(",") if view.strip()],
                 "task": ParameterValue(LaunchConfiguration("task"), value_type=str),
                 "model": ParameterValue(LaunchConfiguration("model"), value_type=str),
                 "max_rate": ParameterValue(values["max_rate"] or "0.0", value_type=float),

@@ -29,6 +29,16 @@ class InputError(RoboRewardError, ValueError):
     """Bad input: missing or corrupt file, unknown view, empty task, unusable stream."""
 
 
+class MalformedMessage(InputError):
+    """A received message that cannot be used (an image that does not decode, a bad stamp,
+    a task that is refused), with ``reason``: a short key the live node's diagnostics count
+    it under, e.g. ``encoding``, ``data_length``, ``corrupt``."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ModelOutputError(RoboRewardError, ValueError):
     """A reward model produced unusable output (NaN, inf, wrong shape)."""
 

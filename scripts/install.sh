@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install robo_reward with every integration on a fresh Debian machine (Python >= 3.10).
 #   bash scripts/install.sh          the package and all extras (main job)
-#   bash scripts/install.sh --dev    the same plus the test tools
+#   bash scripts/install.sh --dev    the same plus the test tools and real ROS 2 from PyPI wheels
+#                                    (scripts/install_ros2.sh: Kilted and Jazzy venvs in .ros/)
 # Debian packages: libosmesa6 lets MuJoCo render without a GPU (MUJOCO_GL=osmesa); FFmpeg's shared
 # libraries (libavdeviceNN pulls libavcodec, libavformat, libavfilter, libavutil, libswscale,
 # libswresample) let torchcodec, LeRobot's default video decoder, load: torchcodec 0.10 loads
@@ -35,3 +36,5 @@ fi
 
 # One resolve for every extra: lerobot 0.4.4 pins huggingface-hub<0.36 and torch<2.11.
 python3 -m pip install -q --disable-pip-version-check -e ".[${extras}]"
+[ "${1:-}" = "--dev" ] && bash scripts/install_ros2.sh
+exit 0

@@ -8,7 +8,7 @@ on a camera topic, changes the task and resets the episode. One timeline, stamps
 =================  ==============================================================
 t0 + [0, 1.5) s    both cameras: every set rewarded, values equal the model's
 [1.5, 2.0)         wrist camera stopped: front goes on alone, wrist flagged stale
-[2.1, 2.7)         garbage on the wrist topic (not JPEG, truncated JPEG, empty)
+[2.1, 2.7)         garbage on the wrist topic (not JPEG, truncated JPEG, empty): refused
 [3.0, 5.5)         a new wrist camera: full sets again
 3.5, 4.5           task change, then episode reset (wall clock)
 =================  ==============================================================
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ros_stack import wait_until
 
 pytest.importorskip("cyclonedds")
 
@@ -55,14 +56,6 @@ RATE = 10.0
 S = 1_000_000_000
 LAUNCH_PARAMS = Path(__file__).resolve().parents[1] / "launch" / "reward_params.yaml"  # the launch file's
 GAMMA = 0.99
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def sleep_until(stamp_ns: int) -> None:
@@ -118,7 +111,8 @@ def _run_timeline(folder, domain, cameras, ready, start, log):
         start.put(t0)
         jpeg = image_message(CAMERAS["wrist"], pattern_image(1, 0.5), 0, "wrist").data
         payloads = [b"not an image at all", jpeg[: len(jpeg) // 2], b""]
-        for k, stamp in enumerate(grid_stamps(RATE, t0 + int(2.1 * S), t0 + int(2.7 * S))):
+        garbage_stamps = grid_stamps(RATE, t0 + int(2.1 * S), t0 + int(2.7 * S))
+        for k, stamp in enumerate(garbage_stamps):
             sleep_until(stamp)
             garbage.publish(CompressedImageMessage(stamp, "wrist", "jpeg", payloads[k % len(payloads)]))
         sleep_until(t0 + int(3.5 * S))
@@ -133,7 +127,8 @@ def _run_timeline(folder, domain, cameras, ready, start, log):
         exit_code = node.wait(timeout=30)
         published = {view: set(stamps) for view, stamps in json.loads((folder / "published.json").read_text()).items()}
         yield {"t0": t0, "rewards": list(rewards), "diagnostics": diagnostics[-1], "published": published,
-               "alive_at_end": alive_at_end, "exit_code": exit_code, "checkpoint": checkpoint}
+               "alive_at_end": alive_at_end, "exit_code": exit_code, "checkpoint": checkpoint,
+               "garbage_sent": len(garbage_stamps)}
     finally:
         stop.set()
         if spinner is not None:
@@ -210,14 +205,14 @@ def test_stopped_camera_degrades_then_recovers(live):
     assert all(r.valid and r.view_valid == (True, True) and "stale" not in r.status for r in recovered)
 
 
-def test_garbage_payloads_are_flagged_and_do_not_stop_the_node(live):
+def test_garbage_payloads_are_refused_and_do_not_stop_the_node(live):
     window_rewards = window(live, 2.1, 2.7)
-    # a garbage image that arrives after its front image's set was formed finds the wrist still stale
-    assert all(r.valid and r.view_valid == (True, False) for r in window_rewards)
-    garbled = [r for r in window_rewards if "view 'wrist' unreadable" in r.status]
-    assert garbled, [r.status for r in window_rewards]
-    assert all("stale" in r.status for r in window_rewards if r not in garbled)
-    assert live["diagnostics"]["views"]["wrist"]["malformed"] >= len(garbled)
+    # refused on arrival, garbage never takes a place in a set: the stopped wrist camera stays stale
+    assert window_rewards and all(r.valid and r.view_valid == (True, False) and "view 'wrist' stale" in r.status
+                                  for r in window_rewards), [r.status for r in window_rewards]
+    reasons = live["diagnostics"]["views"]["wrist"]["malformed_reasons"]
+    assert set(reasons) <= {"corrupt", "empty"}, reasons
+    assert live["garbage_sent"] - 1 <= sum(reasons.values()) <= live["garbage_sent"]  # best effort: one may be lost
     assert window(live, 3.3, 5.5), "rewards keep coming after the garbage"
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robo_reward.errors import ConfigError, InputError
+from robo_reward.errors import ConfigError, InputError, MalformedMessage
 from robo_reward.interfaces.images import (
     RAW_ENCODINGS,
     compressed_to_rgb,
@@ -171,15 +171,24 @@ def test_mono16_big_endian():
     assert raw_to_rgb(1, 2, "mono16", 1, 4, data)[0, :, 0].tolist() == [0, 255]
 
 
-@pytest.mark.parametrize("fields, message", [
-    ((2, 2, "yuv422", 0, 4, bytes(8)), "unsupported image encoding"),
-    ((2, 2, "rgb8", 0, 6, bytes(11)), "expected step·height = 12"),
-    ((2, 2, "rgb8", 0, 5, bytes(10)), "step 5 < 6"),
-    ((0, 2, "rgb8", 0, 6, b""), "empty image"),
+@pytest.mark.parametrize("fields, message, reason", [
+    ((2, 2, "yuv422", 0, 4, bytes(8)), "unsupported image encoding", "encoding"),
+    ((2, 2, "rgb8", 0, 6, bytes(11)), "expected step·height = 12", "data_length"),
+    ((2, 2, "rgb8", 0, 6, bytes(13)), "expected step·height = 12", "data_length"),  # cv_bridge refuses it too
+    ((2, 2, "rgb8", 0, 5, bytes(10)), "step 5 < 6", "step"),
+    ((0, 2, "rgb8", 0, 6, b""), "empty image", "size"),
+    ((1 << 13, 1 << 13, "mono8", 0, 1 << 13, b""), "more than 33554432 pixels", "too_large"),
 ])
-def test_malformed_raw_images_are_named(fields, message):
-    with pytest.raises(InputError, match=message):
+def test_malformed_raw_images_are_named(fields, message, reason):
+    with pytest.raises(MalformedMessage, match=message) as raised:
         raw_to_rgb(*fields)
+    assert raised.value.reason == reason
+
+
+def test_a_stamp_with_nanoseconds_out_of_range_is_malformed():
+    with pytest.raises(MalformedMessage, match="nanosec must be in") as raised:
+        join_stamp(1, 1_000_000_000)
+    assert raised.value.reason == "stamp"
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])
@@ -204,10 +213,12 @@ def png_header_only(width: int, height: int) -> bytes:
 def test_malformed_compressed_images_are_named():
     jpeg = rgb_to_compressed(np.full((32, 32, 3), 128, np.uint8), "jpeg")
     # garbage, a truncated JPEG, nothing, a PNG without pixel data, a decompression bomb
-    for payload in (b"", b"not an image", jpeg[: len(jpeg) // 2], png_header_only(8, 8),
-                    png_header_only(40_000, 40_000)):
-        with pytest.raises(InputError, match="compressed image"):
+    for payload, reason in ((b"", "empty"), (b"not an image", "corrupt"), (jpeg[: len(jpeg) // 2], "corrupt"),
+                            (png_header_only(8, 8), "corrupt"), (png_header_only(8000, 8000), "too_large"),
+                            (png_header_only(40_000, 40_000), "too_large")):
+        with pytest.raises(MalformedMessage, match="compressed image") as raised:
             compressed_to_rgb("jpeg", payload)
+        assert raised.value.reason == reason, payload[:16]
     gif = io.BytesIO()
     Image.new("RGB", (4, 4)).save(gif, format="GIF")
     with pytest.raises(InputError, match="GIF payload"):

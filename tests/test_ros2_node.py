@@ -13,9 +13,9 @@ import pytest
 
 from robo_reward.errors import ConfigError, UsageError
 from robo_reward.interfaces.messages import image_message
-from robo_reward.ros2.node import NodeConfig, RewardNode, parse_view_topics
+from robo_reward.ros2.node import MAX_TASK_CHARS, NodeConfig, RewardNode, parse_view_topics
 from robo_reward.ros2.pattern import fit_pattern_model, pattern_image
-from robo_reward.ros2.transport import Publisher, Transport, resolve_topic
+from robo_reward.ros2.transport import Publisher, Transport, resolve_topic, undecodable
 
 VIEWS = ("front", "wrist")
 
@@ -54,7 +54,7 @@ class InProcessTransport(Transport):
 
     def corrupt(self, topic):
         for on_error in self.errors[self.resolve(topic)]:
-            self.count_malformed(self.resolve(topic), "undecodable payload", on_error)
+            self.count_malformed(self.resolve(topic), undecodable(ValueError("truncated")), on_error)
 
     subscribe_image = _sub
     subscribe_string = subscribe_empty = subscribe_float_array = subscribe_reward = subscribe_joint_state = _sub
@@ -92,6 +92,7 @@ def test_node_scores_topics_and_obeys_task_and_reset(model):
     score_pending()
     transport.deliver("/robo_reward/task", "slide faster")  # applies from the next micro-batch on
     transport.deliver("/robo_reward/task", "   ")  # refused: empty
+    transport.deliver("/robo_reward/task", "x" * (MAX_TASK_CHARS + 1))  # refused: too long
     send_set(transport, 2, cameras)
     score_pending()
     transport.deliver("/robo_reward/episode_reset")
@@ -105,6 +106,8 @@ def test_node_scores_topics_and_obeys_task_and_reset(model):
     report = node.publish_diagnostics()
     assert report["undecodable"] == {"/cam/wrist/image_raw/compressed": 1}
     assert report["views"]["wrist"]["malformed"] == 1 and report["episode"] == 1  # reset applies to the next set
+    assert report["views"]["wrist"]["malformed_reasons"] == {"undecodable": 1}
+    assert report["task_refused"] == {"empty": 1, "too_long": 1} and report["task"] == "slide faster"
     assert json.loads(transport.sent["/robo_reward/diagnostics"][-1])["published"] == 3
 
 

@@ -154,7 +154,7 @@ def launch_node(entities: list, given: dict[str, str]) -> tuple[list, Recorder]:
     return [a.kwargs["msg"] for a in actions if type(a).__name__ == "LogInfo"], node
 
 
-def test_launch_file_builds_its_description_with_defaults(monkeypatch):
+def test_launch_file_structurally_builds_its_description_with_defaults(monkeypatch):
     ast.parse(LAUNCH.read_text())
     for name, module in fake_launch_modules().items():
         monkeypatch.setitem(sys.modules, name, module)
@@ -170,22 +170,22 @@ def test_launch_file_builds_its_description_with_defaults(monkeypatch):
     assert node.kwargs["package"] == "robo_reward_ros" and node.kwargs["executable"] == "reward_node"
     _params_file, overrides = node.kwargs["parameters"]
     assert set(overrides) == {"views", "task", "model", "max_rate"} and set(overrides) <= set(REWARD_PARAMETERS)
-    assert overrides["views"].args == ("front=/camera/front/image_raw",)
+    assert overrides["views"] == ["front=/camera/front/image_raw"]  # the node's string-array parameter
     assert overrides["max_rate"].args == ("0.0",) and overrides["max_rate"].kwargs == {"value_type": float}
     (domain,) = [e for e in entities if type(e).__name__ == "SetEnvironmentVariable"]
     assert domain.args[0] == "ROS_DOMAIN_ID"
 
 
-def test_launch_file_keeps_its_former_argument_names_with_a_warning(monkeypatch):
+def test_launch_file_structurally_keeps_its_former_argument_names_with_a_warning(monkeypatch):
     for name, module in fake_launch_modules().items():
         monkeypatch.setitem(sys.modules, name, module)
     (entities,) = runpy.run_path(str(LAUNCH))["generate_launch_description"]().args
-    logs, node = launch_node(entities, {"views": "w=/new", "max_rate": "5.0"})
+    logs, node = launch_node(entities, {"views": "w=/new, v=/other", "max_rate": "5.0"})
     overrides = node.kwargs["parameters"][1]
-    assert not logs and overrides["views"].args == ("w=/new",) and overrides["max_rate"].args == ("5.0",)
+    assert not logs and overrides["views"] == ["w=/new", "v=/other"] and overrides["max_rate"].args == ("5.0",)
     logs, node = launch_node(entities, {"cameras": "front=/cam/front/image_raw", "rate": "10.0"})
     overrides = node.kwargs["parameters"][1]
-    assert overrides["views"].args == ("front=/cam/front/image_raw",) and overrides["max_rate"].args == ("10.0",)
+    assert overrides["views"] == ["front=/cam/front/image_raw"] and overrides["max_rate"].args == ("10.0",)
     assert any("'cameras' is deprecated, use 'views" in m for m in logs)
     assert any("'rate' is deprecated, use 'max_rate" in m for m in logs)
 
@@ -197,7 +197,8 @@ def test_params_file_matches_the_node_parameters():
     for name, value in params.items():
         assert type(value) is type(REWARD_PARAMETERS[name]), f"{name}: ROS 2 refuses a parameter of another type"
     assert not {"views", "cameras", "task", "model", "max_rate"} & set(params), "the launch arguments set these"
-    assert all(type(v) in (str, int, float, bool) for v in SIM_ROBOT_PARAMETERS.values())
+    assert all(type(v) in (str, int, float, bool) or isinstance(v, list) and all(type(i) is str for i in v)
+               for v in SIM_ROBOT_PARAMETERS.values())
 
 
 def test_rclpy_transport_explains_a_missing_ros_install():

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from ros_stack import wait_until
 
 pytest.importorskip("cyclonedds")
 pytest.importorskip("panda_gym")
@@ -24,14 +25,6 @@ from robo_reward.ros2.dds import DdsTransport
 from robo_reward.ros2.sim_robot import PANDA_JOINTS
 
 pytestmark = pytest.mark.slow
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_sim_robot_cameras_joints_actions_and_rewards(tmp_path):

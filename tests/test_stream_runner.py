@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from robo_reward.errors import ConfigError, InputError
+from robo_reward.errors import ConfigError, MalformedMessage
 from robo_reward.models.base import RewardModel
 from robo_reward.ros2.pattern import fit_pattern_model, pattern_image
 from robo_reward.stream.runner import LiveRewardStream, RewardRecord, StreamConfig
@@ -40,7 +40,7 @@ class Frame:
 
     def decode(self) -> np.ndarray:
         if self.broken:
-            raise InputError("image file is truncated")
+            raise MalformedMessage("image file is truncated", "corrupt")
         if self.crash:
             raise MemoryError("decoder bug")
         return pattern_image(self.view_index, self.phase)
@@ -142,27 +142,51 @@ def test_stale_view_is_flagged_and_raises_uncertainty_then_recovers(model):
     assert report["degraded_sets"] == len(degraded) and report["views"]["wrist"]["stale"] is False
 
 
-def test_unreadable_frames_degrade_only_their_view(model):
+def test_unreadable_frames_are_refused_on_arrival_and_never_matched(model):
     stream, records = make_stream(model)
     push_set(stream, 0, broken=("wrist",))
     push_set(stream, 1, broken=("front", "wrist"))
     push_set(stream, 2)
     drain(stream)
-    one, both, fine = records
-    assert one.valid and one.view_valid == (True, False) and "view 'wrist' unreadable" in one.status
-    assert not both.valid and math.isnan(both.progress) and "no usable view" in both.status
-    assert fine.valid and fine.view_valid == (True, True)
+    assert [(r.stamp_ns, r.valid, r.view_valid) for r in records] == [(2 * PERIOD, True, (True, True))]
     assert stream.malformed == {"front": 1, "wrist": 2}
+    views = stream.diagnostics()["views"]
+    assert views["front"]["malformed_reasons"] == {"corrupt": 1}
+    assert views["wrist"]["malformed_reasons"] == {"corrupt": 2}
+    assert views["front"]["received"] == 2  # only frames that decode reach the synchroniser
 
 
-def test_a_crashing_decoder_degrades_its_view_and_the_worker_goes_on(model):
+def test_a_broken_frame_does_not_take_the_place_of_a_good_one(model):
+    stream, records = make_stream(model)
+    stream.push("front", Frame(0, 0, 0.5))
+    stream.push("wrist", Frame(PERIOD // 4, 1, 0.5, broken=True))  # within the slop: it would have made a set
+    stream.push("wrist", Frame(0, 1, 0.5))
+    drain(stream)
+    (record,) = records
+    assert record.stamp_ns == 0 and record.view_valid == (True, True) and record.status == ""
+
+
+def test_a_crashing_decoder_refuses_its_frame_and_the_stream_goes_on(model):
     stream, records = make_stream(model)
     stream.push("front", Frame(0, 0, 0.5))
     stream.push("wrist", Frame(0, 1, 0.5, crash=True))
     push_set(stream, 1)
     drain(stream)
-    assert [r.view_valid for r in records] == [(True, False), (True, True)]
-    assert "decoder bug" in records[0].status
+    assert [(r.stamp_ns, r.view_valid) for r in records] == [(PERIOD, (True, True))]
+    assert stream.diagnostics()["views"]["wrist"]["malformed_reasons"] == {"decoder_error": 1}
+
+
+def test_a_frame_stamped_far_ahead_of_the_clock_is_refused_and_does_not_stall_the_stream(model):
+    stream, records = make_stream(model)  # its clock reads 0
+    push_set(stream, 0)
+    stream.push("front", Frame(3600 * 10**9, 0, 0.5))  # an hour ahead: every later set would be "out of order"
+    push_set(stream, 1)
+    drain(stream)
+    assert [r.stamp_ns for r in records] == [0, PERIOD]
+    assert stream.diagnostics()["views"]["front"]["malformed_reasons"] == {"future_stamp": 1}
+    unlimited, records = make_stream(model, max_future_s=0.0)
+    unlimited.push("front", Frame(3600 * 10**9, 0, 0.5))
+    assert unlimited.diagnostics()["views"]["front"]["received"] == 1
 
 
 class FlakyModel(RewardModel):

@@ -59,7 +59,7 @@ def teacher_forced(backend: TransformersBackend, request: ChatRequest, token_ids
     return torch.log_softmax(logits.float(), dim=-1)
 
 
-def test_two_images(backend):
+def test_two_images_become_their_placeholders_in_part_order(backend):
     request = ask("Frame 1:", image(32, 0), "Frame 2:", image(64, 1), "ANSWER True or False", max_tokens=6)
     prompt = backend.prepare(request).prompt
     assert prompt.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
@@ -74,7 +74,7 @@ def test_two_images(backend):
     assert answer.logprobs == ()
 
 
-def test_clip(backend, tiny):
+def test_a_clip_keeps_every_frame_at_its_fps(backend, tiny):
     request = ask("Video:", clip(frames=4, fps=2.0), "How much of the task is done?", max_tokens=4)
     inputs = backend.inputs([request])
     assert inputs["video_grid_thw"].tolist() == [[2, 2, 2]]  # all 4 frames kept: 2 temporal patches
@@ -115,7 +115,7 @@ def test_token_strings_keep_leading_spaces(backend):
     assert len(token) == 1 and backend._token_string(token[0]) == " True"
 
 
-def test_continue_final(backend):
+def test_continue_final_opens_no_assistant_turn(backend):
     messages = (Message("user", ("Is the task done?",)), Message("assistant", ("The answer is:",)))
     continued = backend.prepare(ChatRequest(messages, continue_final=True)).prompt
     answered = backend.prepare(ChatRequest(messages)).prompt
@@ -152,7 +152,7 @@ def test_batched_equals_one_at_a_time(backend):
             assert [t for t, _ in a.top] == [t for t, _ in b.top]
 
 
-def test_cache_and_options(tiny):
+def test_a_repeated_request_is_cached_and_unknown_sampling_options_are_refused(tiny):
     cached = TransformersBackend(str(tiny[1]))
     request = ask("Frame", image(32, 6), max_tokens=3)
     first = cached.complete_many([request])[0]
@@ -179,7 +179,7 @@ def test_same_seed_same_weights(tiny, tmp_path):
     assert (other / "model.safetensors").read_bytes() != (path / "model.safetensors").read_bytes()
 
 
-def test_cli_builds_offline(tmp_path):
+def test_the_tiny_model_command_builds_with_no_network(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-m", "robo_reward.models.vlm.tiny", str(tmp_path / "m")],
                          capture_output=True, text=True, env=env, check=True).stdout

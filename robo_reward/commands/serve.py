@@ -85,6 +85,9 @@ def add_parser(subparsers) -> None:
     live.add_argument("--max-pending", type=int, default=16, help="image sets queued for the model; oldest dropped")
     live.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
                       help="most rewards per second (0: every image set)")
+    live.add_argument("--max-future", type=float, default=10.0, metavar="SECONDS",
+                      help="refuse images stamped more than this ahead of the node's clock (0: no limit); one such "
+                      "image would stall every later set")
     live.add_argument("--torch-threads", type=int, default=1,
                       help="CPU threads of the model (torch.set_num_threads); 1 keeps small live batches from "
                       "stalling when cameras and drivers share the CPU, 0 leaves torch's default")
@@ -97,6 +100,7 @@ PARAMETER_OPTIONS = {
     "views": "view", "cameras": "view", "task": "task", "model": "model", "model_options": "option",
     "gamma": "gamma", "slop": "slop", "queue_size": "queue_size", "stale_timeout": "stale_timeout",
     "max_batch": "max_batch", "max_wait": "max_wait", "max_pending": "max_pending", "max_rate": "max_rate",
+    "max_future": "max_future",
     "diagnostics_period": "diagnostics_period", "torch_threads": "torch_threads", "reward_topic": "reward_topic",
     "task_topic": "task_topic", "reset_topic": "reset_topic", "diagnostics_topic": "diagnostics_topic",
 }
@@ -147,9 +151,15 @@ class ParamsFile(argparse.Action):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the node until SIGINT / SIGTERM (or ``--duration``): it then finishes the micro-batch in
+    progress, publishes a last diagnostics message, closes the transport and exits 0. A signal
+    while the model loads ends the run as soon as it has loaded, with nothing published."""
     from robo_reward.commands._common import model_from_args
     from robo_reward.ros2.node import NodeConfig, RewardNode
 
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.task:
         from robo_reward.errors import UsageError
@@ -159,8 +169,8 @@ def run(args: argparse.Namespace) -> int:
         args.view, args.task, args.model,
         gamma=args.gamma, slop_s=args.slop, queue_size=args.queue_size, stale_timeout_s=args.stale_timeout,
         max_batch=args.max_batch, max_wait_s=args.max_wait, max_pending=args.max_pending,
-        max_rate_hz=args.max_rate, reward_topic=args.reward_topic, task_topic=args.task_topic,
-        reset_topic=args.reset_topic, diagnostics_topic=args.diagnostics_topic,
+        max_rate_hz=args.max_rate, max_future_s=args.max_future, reward_topic=args.reward_topic,
+        task_topic=args.task_topic, reset_topic=args.reset_topic, diagnostics_topic=args.diagnostics_topic,
         diagnostics_period_s=args.diagnostics_period,
     )
     if args.torch_threads > 0:
@@ -168,10 +178,10 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.torch_threads)
     model = model_from_args(args)
+    if stop.is_set():
+        logging.getLogger(__name__).info("stopped by a signal before the node started")
+        return 0
     transport = make_transport(args)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     try:
         RewardNode(transport, model, config).run(stop, args.duration)
     finally:
@@ -190,7 +200,7 @@ def make_transport(args: argparse.Namespace):
     if args.transport == "rclpy":
         from robo_reward.ros2.rclpy_transport import RclpyTransport
 
-        return RclpyTransport.create(args.node_name, args.domain, args.localhost_only)
+        return RclpyTransport.create(args.node_name, args.domain, args.localhost_only, handle_signals=False)
     from robo_reward.ros2.dds import DdsTransport
 
     return DdsTransport(args.domain, args.localhost_only, args.dds_config, args.node_name)

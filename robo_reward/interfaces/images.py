@@ -1,8 +1,11 @@
 """Pixels of ``sensor_msgs/Image`` and ``sensor_msgs/CompressedImage`` ↔ uint8 RGB arrays.
 
 Decoding accepts the encodings cameras publish for colour and grey images
-(:data:`RAW_ENCODINGS`) and JPEG / PNG payloads (decoded with Pillow); every failure is
-an :class:`~robo_reward.errors.InputError` saying what is wrong with the message.
+(:data:`RAW_ENCODINGS`) and JPEG / PNG payloads (decoded with Pillow), up to
+:data:`MAX_IMAGE_PIXELS`; every failure is a :class:`~robo_reward.errors.MalformedMessage`
+saying what is wrong with the message, its ``reason`` the check that failed: ``encoding``,
+``size``, ``too_large``, ``step`` or ``data_length`` for a raw image; ``empty``, ``format``,
+``too_large`` or ``corrupt`` for a compressed one.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import io
 
 import numpy as np
 
-from robo_reward.errors import InputError
+from robo_reward.errors import InputError, MalformedMessage
 
 #: encoding → (channels, bytes per channel)
 RAW_ENCODINGS: dict[str, tuple[int, int]] = {
@@ -23,27 +26,35 @@ RAW_ENCODINGS: dict[str, tuple[int, int]] = {
     "mono16": (1, 2),
 }
 COMPRESSED_FORMATS = ("jpeg", "png")
+#: Most pixels of an image that decodes (2**25: 8K UHD fits); a larger one, raw or as a
+#: compressed file's header claims it, is refused before any pixel is decoded.
+MAX_IMAGE_PIXELS = 1 << 25
 
 
 def raw_to_rgb(height: int, width: int, encoding: str, is_bigendian: int, step: int, data: bytes) -> np.ndarray:
     """Raw image fields → uint8 RGB (height, width, 3).
 
     ``mono16`` is scaled to 8 bits (65535 → 255); alpha is dropped; row padding beyond
-    ``width`` pixels is ignored.
+    ``width`` pixels is ignored. ``data`` must hold exactly ``step · height`` bytes, as
+    cv_bridge requires.
     """
     if encoding not in RAW_ENCODINGS:
-        raise InputError(f"unsupported image encoding '{encoding}' (supported: {', '.join(RAW_ENCODINGS)})")
+        raise MalformedMessage(f"unsupported image encoding '{encoding}' (supported: {', '.join(RAW_ENCODINGS)})",
+                               "encoding")
     channels, depth = RAW_ENCODINGS[encoding]
     if height <= 0 or width <= 0:
-        raise InputError(f"empty image {width}x{height}")
+        raise MalformedMessage(f"empty image {width}x{height}", "size")
+    if height * width > MAX_IMAGE_PIXELS:
+        raise MalformedMessage(f"{encoding} image {width}x{height}: more than {MAX_IMAGE_PIXELS} pixels", "too_large")
     row = width * channels * depth
     if step < row:
-        raise InputError(f"{encoding} image {width}x{height}: step {step} < {row} bytes per row")
-    if len(data) < step * height:
-        raise InputError(
-            f"{encoding} image {width}x{height}: {len(data)} bytes of data, expected step·height = {step * height}"
+        raise MalformedMessage(f"{encoding} image {width}x{height}: step {step} < {row} bytes per row", "step")
+    if len(data) != step * height:
+        raise MalformedMessage(
+            f"{encoding} image {width}x{height}: {len(data)} bytes of data, expected step·height = {step * height}",
+            "data_length",
         )
-    rows = np.frombuffer(data, dtype=np.uint8, count=step * height).reshape(height, step)[:, :row]
+    rows = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, :row]
     if depth == 2:
         dtype = ">u2" if is_bigendian else "<u2"
         grey16 = np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(np.float32)
@@ -64,16 +75,24 @@ def compressed_to_rgb(fmt: str, data: bytes) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     if not data:
-        raise InputError(f"compressed image ({fmt or 'no format'}): empty payload")
+        raise MalformedMessage(f"compressed image ({fmt or 'no format'}): empty payload", "empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
             if image.format is None or image.format.lower() not in COMPRESSED_FORMATS:
-                raise InputError(f"compressed image: {image.format} payload, expected JPEG or PNG")
+                raise MalformedMessage(f"compressed image: {image.format} payload, expected JPEG or PNG", "format")
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise MalformedMessage(f"compressed image ({image.format} {width}x{height}): more than "
+                                       f"{MAX_IMAGE_PIXELS} pixels", "too_large")
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except InputError:
+    except MalformedMessage:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputError(f"compressed image ({fmt or 'no format'}, {len(data)} bytes): not decodable ({exc})") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, in Image.open, for sizes far above ours
+        raise MalformedMessage(f"compressed image ({fmt or 'no format'}, {len(data)} bytes): {exc}",
+                               "too_large") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise MalformedMessage(f"compressed image ({fmt or 'no format'}, {len(data)} bytes): not decodable ({exc})",
+                               "corrupt") from exc
 
 
 def rgb_to_raw(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[int, int, int, bytes]:

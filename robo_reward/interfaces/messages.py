@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robo_reward.errors import MalformedMessage
 from robo_reward.interfaces.images import compressed_to_rgb, raw_to_rgb, rgb_to_compressed, rgb_to_raw
 
 #: The text of ``robo_reward_msgs/msg/Reward.msg`` (``ros2_ws/src/robo_reward_msgs/msg``),
@@ -70,7 +71,13 @@ def split_stamp(stamp_ns: int) -> tuple[int, int]:
 
 
 def join_stamp(sec: int, nanosec: int) -> int:
-    """``builtin_interfaces/Time`` fields → integer nanoseconds."""
+    """``builtin_interfaces/Time`` fields → integer nanoseconds.
+
+    Raises MalformedMessage (reason ``stamp``) for ``nanosec`` outside [0, 1e9), which the
+    message definition does not allow.
+    """
+    if not 0 <= nanosec < 1_000_000_000:
+        raise MalformedMessage(f"stamp {sec} s + {nanosec} ns: nanosec must be in [0, 1e9)", "stamp")
     return int(sec) * 1_000_000_000 + int(nanosec)
 
 

@@ -9,11 +9,21 @@ Discovery: ``domain_id`` is ROS 2's ``ROS_DOMAIN_ID``. ``localhost_only`` confin
 traffic to the loopback interface with unicast discovery (no multicast), like
 ``ROS_LOCALHOST_ONLY=1``; otherwise a ``config`` (Cyclone DDS XML, or a ``file://`` URI)
 or else the ``CYCLONEDDS_URI`` environment variable configures the domain.
+
+Fast DDS peers (rmw_fastrtps_cpp, ROS 2's default): every domain also carries
+:data:`FAST_DDS_COMPATIBILITY`, so Cyclone matches endpoints of eProsima's vendor id (1.15)
+by type name, as ROS 2 itself does, instead of by XTypes type information. Fast DDS 3
+(ROS 2 Kilted) describes plain sequences (``sequence<uint8>``: an Image's ``data``) with
+element flags of 0, which the XTypes spec does not allow: Cyclone refuses those type
+objects, the type hashes can never agree, and no Image or Reward would cross, while
+sequence-free types such as ``std_msgs/String`` do. Fast DDS 2 (Jazzy) is unaffected. It
+comes first, so a user's configuration can override it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from robo_reward.errors import ConfigError, require
+from robo_reward.errors import ConfigError, MalformedMessage, require
 from robo_reward.interfaces.messages import (
     CompressedImageMessage,
     ImageMessage,
@@ -37,10 +47,17 @@ from robo_reward.ros2.transport import (
     joint_state_from_ros,
     reward_fields,
     reward_from_ros,
+    undecodable,
 )
 from robo_reward.stream.runner import RewardRecord
 
 log = logging.getLogger(__name__)
+
+#: Cyclone DDS configuration fragment matching Fast DDS endpoints by type name (see the module docs).
+FAST_DDS_COMPATIBILITY = (
+    '<CycloneDDS xmlns="https://cdds.io/config"><Domain Id="any"><Compatibility>'
+    "<IgnoreTypeInformation>1.15</IgnoreTypeInformation></Compatibility></Domain></CycloneDDS>"
+)
 
 #: Cyclone DDS configuration confining a domain to 127.0.0.1 with unicast discovery.
 LOCALHOST_CONFIG = """\
@@ -63,7 +80,14 @@ _DOMAINS: dict[int, tuple[Any, str | None]] = {}  # domain id → (Domain, its c
 _DOMAINS_LOCK = threading.Lock()
 
 
-def _domain(domain_id: int, config: str | None) -> None:
+def domain_config(localhost_only: bool, config: str | None) -> str:
+    """The domain's Cyclone configuration: the Fast DDS fragment, then the localhost one, or
+    ``config``, or ``$CYCLONEDDS_URI`` (Cyclone merges comma-separated parts, later ones win)."""
+    chosen = LOCALHOST_CONFIG if localhost_only else config or os.environ.get("CYCLONEDDS_URI")
+    return ",".join(part for part in (FAST_DDS_COMPATIBILITY, chosen) if part)
+
+
+def _domain(domain_id: int, config: str) -> None:
     """Create the process's Domain ``domain_id`` with ``config`` once (Cyclone allows one)."""
     from cyclonedds.domain import Domain
 
@@ -72,7 +96,7 @@ def _domain(domain_id: int, config: str | None) -> None:
             if _DOMAINS[domain_id][1] != config:
                 raise ConfigError(f"DDS domain {domain_id} already exists in this process with another configuration")
             return
-        _DOMAINS[domain_id] = (Domain(domain_id, config) if config is not None else None, config)
+        _DOMAINS[domain_id] = (Domain(domain_id, config), config)
 
 
 @dataclass
@@ -124,7 +148,7 @@ class DdsTransport(Transport):
             raise ConfigError(f"DDS domain id must be in 0–232, got {domain_id}")
         if localhost_only and config:
             raise ConfigError("give either localhost_only or a Cyclone DDS config, not both")
-        _domain(domain_id, LOCALHOST_CONFIG if localhost_only else config)
+        _domain(domain_id, domain_config(localhost_only, config))
         self.types = dds_types
         self.domain_id = domain_id
         self.participant = DomainParticipant(domain_id)
@@ -202,9 +226,8 @@ class DdsTransport(Transport):
         for _ in range(limit):
             try:
                 samples = subscription.reader.take(N=1)
-            except Exception as exc:  # noqa: BLE001 - a payload that does not deserialize (truncated, wrong type)
-                self.count_malformed(subscription.topic, f"undecodable payload ({type(exc).__name__}: {exc})",
-                                     subscription.on_error)
+            except Exception as exc:  # noqa: BLE001 - a payload that does not deserialize (e.g. a string not UTF-8)
+                self.count_malformed(subscription.topic, undecodable(exc), subscription.on_error)
                 continue
             if not samples:
                 return
@@ -212,6 +235,8 @@ class DdsTransport(Transport):
                 continue
             try:
                 subscription.handle(samples[0])
+            except MalformedMessage as exc:  # a header field out of range (the stamp's nanosec)
+                self.count_malformed(subscription.topic, exc, subscription.on_error)
             except Exception:  # a failing callback must not stop the transport
                 log.exception("callback of topic %s failed", subscription.topic)
 

@@ -24,11 +24,11 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from robo_reward.errors import ConfigError, InputError, UsageError
+from robo_reward.errors import ConfigError, MalformedMessage, UsageError
 from robo_reward.interfaces.messages import CompressedImageMessage, ImageMessage
 from robo_reward.models.base import RewardModel
 from robo_reward.ros2.transport import Transport, resolve_topic
@@ -38,6 +38,20 @@ from robo_reward.types import Task
 log = logging.getLogger(__name__)
 
 _VIEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+#: Longest task instruction the node takes (every Reward message carries it).
+MAX_TASK_CHARS = 4096
+
+
+def live_task(instruction: str) -> Task:
+    """The task of the live node: not empty, at most :data:`MAX_TASK_CHARS` characters.
+
+    Raises MalformedMessage with reason ``empty`` or ``too_long``.
+    """
+    if len(instruction) > MAX_TASK_CHARS:
+        raise MalformedMessage(f"task of {len(instruction)} characters: more than {MAX_TASK_CHARS}", "too_long")
+    if not instruction.strip():
+        raise MalformedMessage("empty task: give a task instruction, e.g. 'open the drawer'", "empty")
+    return Task(instruction)
 
 
 def parse_view_topics(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
@@ -99,7 +113,7 @@ class NodeConfig:
             raise ConfigError(f"stream views {self.stream.views} differ from the node's views {list(self.views)}")
         if self.diagnostics_period_s <= 0:
             raise ConfigError(f"diagnostics period must be > 0 s, got {self.diagnostics_period_s}")
-        Task(self.task)
+        live_task(self.task)
 
     @classmethod
     def build(cls, views: Sequence[str] | Mapping[str, str], task: str, model: str, **options: Any) -> NodeConfig:
@@ -116,12 +130,18 @@ class NodeConfig:
 
 @dataclass
 class RewardNode:
-    """The reward node on ``transport`` (see the module docstring); :meth:`run` blocks."""
+    """The reward node on ``transport`` (see the module docstring); :meth:`run` blocks.
+
+    ``on_task`` receives a task that arrives on the task topic (default: :meth:`set_task`);
+    under rclpy it writes the task parameter, whose callback sets it, so the parameter stays
+    the one place the task is held."""
 
     transport: Transport
     model: RewardModel
     config: NodeConfig
+    on_task: Callable[[str], None] | None = None
     stream: LiveRewardStream = field(init=False)
+    task_refused: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         config, transport = self.config, self.transport
@@ -135,9 +155,9 @@ class RewardNode:
             transport.subscribe_image(
                 topic,
                 lambda message, view=view: self._on_image(view, message),
-                on_error=lambda _topic, reason, view=view: self.stream.reject(view, reason),
+                on_error=lambda _topic, error, view=view: self.stream.reject(view, error),
             )
-        transport.subscribe_string(config.task_topic, self.set_task)
+        transport.subscribe_string(config.task_topic, self.on_task or self.set_task)
         transport.subscribe_empty(config.reset_topic, self.stream.reset_episode)
         log.info(
             "reward node: views %s, task %r, model %s, rewards on %s",
@@ -149,15 +169,23 @@ class RewardNode:
         self.stream.push(view, message)
 
     def set_task(self, instruction: str) -> None:
-        """Change the task (from the task topic or a parameter); an empty one is refused."""
+        """Change the task (from the task topic or a parameter); one that :func:`live_task`
+        refuses is counted per reason in the diagnostics' ``task_refused``."""
         try:
-            self.stream.set_task(Task(instruction))
-        except InputError as exc:
-            log.warning("task change refused: %s", exc)
+            task = live_task(instruction)
+        except MalformedMessage as exc:
+            self.task_refused[exc.reason] = self.task_refused.get(exc.reason, 0) + 1
+            count = sum(self.task_refused.values())
+            if count <= 3 or count % 100 == 0:
+                log.warning("task change refused (#%d): %s", count, exc)
+            return
+        self.stream.set_task(task)
 
     def diagnostics(self) -> dict[str, Any]:
-        """The stream's diagnostics plus the transport's undecodable messages per topic."""
+        """The stream's diagnostics plus the refused tasks per reason and the transport's
+        undecodable messages per topic."""
         report = self.stream.diagnostics()
+        report["task_refused"] = dict(self.task_refused)
         report["undecodable"] = dict(self.transport.malformed)
         return report
 

@@ -13,16 +13,17 @@ transport by :mod:`robo_reward.ros2.entry_points`.
 from __future__ import annotations
 
 import array
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from robo_reward.errors import DependencyNotInstalled
+from robo_reward.errors import DependencyNotInstalled, MalformedMessage
 from robo_reward.interfaces.messages import (
     CompressedImageMessage,
     ImageMessage,
@@ -40,6 +41,7 @@ from robo_reward.ros2.transport import (
     joint_state_from_ros,
     reward_fields,
     reward_from_ros,
+    undecodable,
 )
 from robo_reward.stream.runner import RewardRecord
 
@@ -110,6 +112,24 @@ class _RclpyPublisher(Publisher):
         return self._publisher.get_subscription_count()
 
 
+LOCALHOST_ENVIRONMENT = {"ROS_LOCALHOST_ONLY": "1", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+
+
+@contextlib.contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set ``variables`` in ``os.environ`` for the block, then restore what was there."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class RclpyTransport(Transport):
     """The transport of one rclpy node.
 
@@ -136,22 +156,32 @@ class RclpyTransport(Transport):
         domain_id: int | None = None,
         localhost_only: bool = False,
         args: Sequence[str] | None = None,
+        handle_signals: bool = True,
     ) -> RclpyTransport:
         """Initialise a private rclpy context and a node in it.
 
         ``localhost_only`` sets ``ROS_LOCALHOST_ONLY=1`` (Humble) and
-        ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (Jazzy) before rclpy reads them.
+        ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (Jazzy and later) while rclpy initialises
+        (the middleware reads them there; rclpy has no argument for them), and puts the
+        process environment back afterwards, so nothing else in the process inherits them.
+        ``handle_signals`` False keeps rclpy from installing its SIGINT / SIGTERM handlers,
+        which shut the context down at once, for a caller that stops on them itself and
+        still publishes afterwards (``robo-reward serve``: its final diagnostics).
         """
         ros = _ros()
-        if localhost_only:
-            os.environ["ROS_LOCALHOST_ONLY"] = "1"
-            os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         from rclpy.context import Context
         from rclpy.node import Node
 
         context = Context()
-        ros.rclpy.init(args=list(args) if args is not None else None, context=context, domain_id=domain_id)
-        node = Node(node_name, context=context)
+        options: dict[str, Any] = {}
+        if not handle_signals:
+            from rclpy.signals import SignalHandlerOptions
+
+            options["signal_handler_options"] = SignalHandlerOptions.NO
+        with _environment(LOCALHOST_ENVIRONMENT if localhost_only else {}):
+            ros.rclpy.init(args=list(args) if args is not None else None, context=context, domain_id=domain_id,
+                           **options)
+            node = Node(node_name, context=context)
         return cls(node, context, owns_context=True)
 
     def now_ns(self) -> int:
@@ -163,7 +193,12 @@ class RclpyTransport(Transport):
         executor.add_node(self.node)
         try:
             while not stop.is_set() and self.ros.rclpy.ok(context=self._context):
-                executor.spin_once(timeout_sec=0.05)
+                try:
+                    executor.spin_once(timeout_sec=0.05)
+                except Exception:  # a failing callback must not stop the node (rclpy re-raises it here)
+                    if not self.ros.rclpy.ok(context=self._context):
+                        break  # the context was shut down while waiting (ExternalShutdownException)
+                    log.exception("a callback of node %s failed", self.node_name)
         finally:
             executor.remove_node(self.node)
 
@@ -209,10 +244,13 @@ class RclpyTransport(Transport):
         def handle(serialized: bytes) -> None:
             try:
                 m = ros.deserialize_message(serialized, msg_type)
-            except Exception as exc:  # noqa: BLE001 - rclpy raises a plain error for a bad payload
-                self.count_malformed(topic, f"undecodable payload ({type(exc).__name__}: {exc})", on_error)
+                stamp = join_stamp(m.header.stamp.sec, m.header.stamp.nanosec)
+            except MalformedMessage as exc:  # the stamp's nanosec out of range
+                self.count_malformed(topic, exc, on_error)
                 return
-            stamp = join_stamp(m.header.stamp.sec, m.header.stamp.nanosec)
+            except Exception as exc:  # noqa: BLE001 - rclpy raises a plain error for a bad payload
+                self.count_malformed(topic, undecodable(exc), on_error)
+                return
             if compressed:
                 callback(CompressedImageMessage(stamp, m.header.frame_id, m.format, bytes(m.data)))
             else:

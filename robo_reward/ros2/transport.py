@@ -7,8 +7,8 @@ keep last 5, volatile); every other topic the ROS 2 default (reliable, keep last
 volatile), so that either side matches ordinary ROS 2 publishers and subscribers.
 
 Callbacks run on the transport's thread, inside :meth:`Transport.spin`. A message that
-cannot be deserialized is counted in :attr:`Transport.malformed` and reported to the
-subscription's ``on_error``; it never stops the transport.
+cannot be deserialized, or whose header is invalid, is counted in :attr:`Transport.malformed`
+and reported to the subscription's ``on_error``; it never stops the transport.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from robo_reward.errors import ConfigError
+from robo_reward.errors import ConfigError, MalformedMessage
 from robo_reward.interfaces.messages import (
     CompressedImageMessage,
     ImageMessage,
@@ -32,8 +32,8 @@ from robo_reward.interfaces.messages import (
 from robo_reward.stream.runner import RewardRecord
 
 M = TypeVar("M")
-ErrorCallback = Callable[[str, str], None]
-"""``on_error(topic, reason)`` for a message that could not be read."""
+ErrorCallback = Callable[[str, MalformedMessage], None]
+"""``on_error(topic, error)`` for a message that could not be read."""
 
 SENSOR_DEPTH = 5
 DEFAULT_DEPTH = 10
@@ -162,11 +162,16 @@ class Transport(ABC):
         """The node's clock (wall time), ns since the epoch."""
         return time.time_ns()
 
-    def count_malformed(self, topic: str, reason: str, on_error: ErrorCallback | None) -> None:
+    def count_malformed(self, topic: str, error: MalformedMessage, on_error: ErrorCallback | None) -> None:
         """Record an unreadable message of ``topic`` and tell ``on_error``."""
         self.malformed[topic] = self.malformed.get(topic, 0) + 1
         if on_error is not None:
-            on_error(topic, reason)
+            on_error(topic, error)
+
+
+def undecodable(exc: Exception) -> MalformedMessage:
+    """The error of a payload that does not deserialize as its topic's type (reason ``undecodable``)."""
+    return MalformedMessage(f"undecodable payload ({type(exc).__name__}: {exc})", "undecodable")
 
 
 def joint_state_from_ros(m: Any) -> JointStateMessage:

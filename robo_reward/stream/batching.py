@@ -1,7 +1,7 @@
 """From synchronised sets to model input and back (:mod:`robo_reward.stream.runner`).
 
-A set waits for the model as a :class:`PendingSet`; :func:`decode_set` decodes its frames
-(a frame that does not decode leaves its view ``None`` with a note, never an error);
+A set waits for the model as a :class:`PendingSet` of frames decoded on arrival;
+:func:`collect_set` takes their pixels (a stale view ``None``, with a note);
 :func:`shape_runs` splits consecutive decoded sets into runs whose images stack, and
 :func:`stack_batch` stacks one run into a :class:`~robo_reward.types.FrameBatch` whose
 absent views are zeros with ``view_valid`` False. :func:`select_scores` takes one set's
@@ -10,12 +10,12 @@ scores back out of the batch's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from robo_reward.stream.records import Frame
+from robo_reward.stream.records import DecodedFrame
 from robo_reward.sync import SyncedSet
 from robo_reward.types import FrameBatch, Scores
 
@@ -26,7 +26,7 @@ PLACEHOLDER_SHAPE = (16, 16, 3)  # pixels of a view never seen, passed with view
 class PendingSet:
     """A synchronised set waiting for the model, with its arrival time (monotonic s)."""
 
-    synced: SyncedSet[Frame]
+    synced: SyncedSet[DecodedFrame]
     ready_s: float
 
 
@@ -39,11 +39,9 @@ class DecodedSet:
     notes: list[str] = field(default_factory=list)
 
 
-def decode_set(pending: PendingSet, last_shapes: dict[str, tuple[int, ...]],
-               reject: Callable[[str, str], None]) -> DecodedSet:
-    """Decode the frames of a set: a stale view or one whose frame fails to decode is
-    ``None`` with a note (and the failure goes to ``reject(view, reason)``); the shape of
-    each decoded image is recorded in ``last_shapes``."""
+def collect_set(pending: PendingSet, last_shapes: dict[str, tuple[int, ...]]) -> DecodedSet:
+    """The pixels of a set: a stale view is ``None`` with a note; the shape of each image
+    is recorded in ``last_shapes``."""
     images: dict[str, np.ndarray | None] = {}
     notes = []
     for view, frame in pending.synced.items.items():
@@ -51,13 +49,8 @@ def decode_set(pending: PendingSet, last_shapes: dict[str, tuple[int, ...]],
             images[view] = None
             notes.append(f"view '{view}' stale")
             continue
-        try:
-            images[view] = frame.decode()
-            last_shapes[view] = images[view].shape
-        except Exception as exc:  # noqa: BLE001 - any undecodable frame (InputError, a decoder bug) degrades its view
-            images[view] = None
-            notes.append(f"view '{view}' unreadable: {exc}")
-            reject(view, str(exc))
+        images[view] = frame.pixels
+        last_shapes[view] = frame.pixels.shape
     return DecodedSet(pending, images, notes)
 
 

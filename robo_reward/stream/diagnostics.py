@@ -32,6 +32,7 @@ class StreamDiagnostics:
     def _init_counters(self, views: Sequence[str]) -> None:
         self.rates = {view: RateMeter() for view in views}
         self.malformed = {view: 0 for view in views}
+        self.malformed_reasons: dict[str, dict[str, int]] = {view: {} for view in views}
         self.reward_rate = RateMeter()
         self.stamp_latency = LatencyWindow()
         self.receive_latency = LatencyWindow()
@@ -44,7 +45,8 @@ class StreamDiagnostics:
         self.scored_sets = 0
 
     def diagnostics(self) -> dict[str, Any]:
-        """A JSON-ready snapshot: per-view rates and drops, sets, rewards, latencies (ms)."""
+        """A JSON-ready snapshot: per-view rates, refused messages (in all and per reason) and
+        drops, sets, rewards, latencies (ms)."""
         with self._lock:
             counters = self._sync.counters
             stale = set(self._sync.stale_streams())
@@ -53,6 +55,7 @@ class StreamDiagnostics:
                     "rate_hz": round(self.rates[view].rate_hz(), 2),
                     "received": counters.received[view],
                     "malformed": self.malformed[view],
+                    "malformed_reasons": dict(self.malformed_reasons[view]),
                     "dropped_overflow": counters.overflow[view],
                     "dropped_unmatched": counters.unmatched[view],
                     "dropped_stale": counters.stale[view],

@@ -14,13 +14,21 @@ from robo_reward.shaping import check_gamma
 
 
 class Frame(Protocol):
-    """A stamped camera frame whose pixels are decoded only when it is scored."""
+    """A stamped camera frame, decoded by the stream when it arrives."""
 
     stamp_ns: int
 
     def decode(self) -> np.ndarray:
-        """uint8 RGB (H, W, 3); raises InputError if the frame is unusable."""
+        """uint8 RGB (H, W, 3); raises MalformedMessage if the frame is unusable."""
         ...
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """A frame's stamp and pixels, as the synchroniser holds it."""
+
+    stamp_ns: int
+    pixels: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,10 @@ class StreamConfig:
             off for throughput, e.g. on a GPU, when sets arrive faster than this).
         max_pending: synchronised sets waiting for the model; the oldest is dropped beyond.
         max_rate_hz: most sets scored per second of stamps (0: every set).
+        max_future_s: a frame stamped more than this ahead of the stream's clock is
+            refused (0: no limit): one frame from a clock gone wrong would otherwise make
+            every later set look older than it, and no reward would be published until
+            the clock caught up with it.
     """
 
     views: tuple[str, ...]
@@ -50,6 +62,7 @@ class StreamConfig:
     max_wait_s: float = 0.0
     max_pending: int = 16
     max_rate_hz: float = 0.0
+    max_future_s: float = 10.0
 
     def __post_init__(self) -> None:
         check_gamma(self.gamma)
@@ -63,6 +76,7 @@ class StreamConfig:
             "max_wait_s": self.max_wait_s >= 0,
             "max_pending": self.max_pending >= 1,
             "max_rate_hz": self.max_rate_hz >= 0,
+            "max_future_s": self.max_future_s >= 0,
         }
         bad = [f"{name}={getattr(self, name)}" for name, ok in checks.items() if not ok]
         if bad:

@@ -5,14 +5,18 @@
 synchronised set comes back, in stamp order, as one :class:`RewardRecord` given to the
 ``publish`` callback — valid or not, so a consumer sees every set.
 
-Threads: ``push``, ``reject``, ``set_task`` and ``reset_episode`` may be called from any
-thread; one worker thread (:meth:`~LiveRewardStream.start`) decodes, scores and publishes.
+Threads: ``push`` (which decodes the frame, on the caller's thread), ``reject``, ``set_task``
+and ``reset_episode`` may be called from any thread; one worker thread
+(:meth:`~LiveRewardStream.start`) scores and publishes.
 
 Degradation instead of failure:
 
-* a stale or missing view (see :mod:`robo_reward.sync`) or one whose frame does
-  not decode is passed to the model with ``view_valid`` False: the model fuses the other
-  views and reports a higher uncertainty, and the record flags the view;
+* a frame is decoded when it arrives; one that does not decode (or is stamped more than
+  ``max_future_s`` ahead of the clock) is refused, counted per view and reason, and never
+  enters the synchroniser, so it cannot take the place of a good frame in a set;
+* a stale or missing view (see :mod:`robo_reward.sync`) is passed to the model with
+  ``view_valid`` False: the model fuses the other views and reports a higher
+  uncertainty, and the record flags the view;
 * a model error yields records with ``valid`` False and the error in ``status``; a
   failing micro-batch is retried sample by sample, so one bad set spoils only itself.
 
@@ -24,7 +28,7 @@ are handled as truncations (Φ(s') kept); a learner that knows an episode termin
 zeroes the last Φ itself.
 
 This module is the runner loop; its options and records are in
-:mod:`~robo_reward.stream.records`, decoding and batching in
+:mod:`~robo_reward.stream.records`, collecting and stacking sets in
 :mod:`~robo_reward.stream.batching`, the counters and their snapshot in
 :mod:`~robo_reward.stream.diagnostics`.
 """
@@ -37,20 +41,23 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
+from robo_reward.errors import MalformedMessage
 from robo_reward.models.base import RewardModel
 from robo_reward.scoring import Scorer
 from robo_reward.shaping import PotentialShaper
 from robo_reward.stream.batching import (
     DecodedSet,
     PendingSet,
-    decode_set,
+    collect_set,
     select_scores,
     shape_runs,
     stack_batch,
 )
 from robo_reward.stream.diagnostics import StreamDiagnostics
 from robo_reward.stream.queues import DropOldestQueue
-from robo_reward.stream.records import Frame, RewardRecord, StreamConfig
+from robo_reward.stream.records import DecodedFrame, Frame, RewardRecord, StreamConfig
 from robo_reward.sync import ApproximateTimeSync
 from robo_reward.types import FrameBatch, Scores, Task
 
@@ -86,7 +93,7 @@ class LiveRewardStream(StreamDiagnostics):
         self._publish = publish
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
-        self._sync: ApproximateTimeSync[Frame] = ApproximateTimeSync(
+        self._sync: ApproximateTimeSync[DecodedFrame] = ApproximateTimeSync(
             config.views, config.queue_size, int(config.slop_s * 1e9), int(config.stale_timeout_s * 1e9)
         )
         self._pending: DropOldestQueue[PendingSet] = DropOldestQueue(config.max_pending)
@@ -106,24 +113,51 @@ class LiveRewardStream(StreamDiagnostics):
     # ---------------------------------------------------------------- inputs (any thread)
 
     def push(self, view: str, frame: Frame) -> None:
-        """Queue a frame of ``view``; completed sets go to the model's queue."""
+        """Decode a frame of ``view`` and queue it; completed sets go to the model's queue.
+
+        A frame that does not decode, or is stamped too far ahead of the clock, is refused
+        (see :meth:`reject`) and never matched into a set.
+        """
         now = time.monotonic()
         self.rates[view].tick(now)
+        try:
+            decoded = DecodedFrame(frame.stamp_ns, self._decode(frame))
+        except MalformedMessage as exc:
+            self.reject(view, exc, frame.stamp_ns)
+            return
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not reach the transport
+            self.reject(view, MalformedMessage(f"decoder failed: {type(exc).__name__}: {exc}", "decoder_error"),
+                        frame.stamp_ns)
+            return
         with self._lock:
-            synced = self._sync.add(view, frame.stamp_ns, frame)
+            synced = self._sync.add(view, frame.stamp_ns, decoded)
             for item in synced:
                 if self._throttled(item.stamp_ns):
                     self.throttled += 1
                     continue
                 self._pending.put(PendingSet(item, now))
 
-    def reject(self, view: str, reason: str) -> None:
-        """Count a message of ``view`` that could not be read at all (and log it)."""
+    def _decode(self, frame: Frame) -> np.ndarray:
+        ahead_s = (frame.stamp_ns - self._clock_ns()) / 1e9
+        if self.config.max_future_s and ahead_s > self.config.max_future_s:
+            raise MalformedMessage(
+                f"stamped {ahead_s:.3f} s ahead of this node's clock (more than max_future = "
+                f"{self.config.max_future_s:g} s): synchronise the clocks (chrony, NTP) or raise max_future",
+                "future_stamp",
+            )
+        return frame.decode()
+
+    def reject(self, view: str, error: MalformedMessage, stamp_ns: int | None = None) -> None:
+        """Count a message of ``view`` that cannot be used, under ``error.reason`` (and log
+        the first ones and every hundredth)."""
         with self._lock:
             self.malformed[view] += 1
+            reasons = self.malformed_reasons[view]
+            reasons[error.reason] = reasons.get(error.reason, 0) + 1
             count = self.malformed[view]
         if count <= 3 or count % 100 == 0:
-            log.warning("view '%s': unreadable message #%d: %s", view, count, reason)
+            stamp = "" if stamp_ns is None else f" stamped {stamp_ns / 1e9:.9f}"
+            log.warning("view '%s': unusable message%s (#%d, %s): %s", view, stamp, count, error.reason, error)
 
     def set_task(self, task: Task) -> None:
         """Score with ``task`` from the next micro-batch on; starts a new episode."""
@@ -187,7 +221,7 @@ class LiveRewardStream(StreamDiagnostics):
                 self._step = 0
                 self._shaper_ready = False
                 self._scorer.set_task(task)
-        decoded = [decode_set(p, self._last_shapes, self.reject) for p in pending]
+        decoded = [collect_set(p, self._last_shapes) for p in pending]
         results = self._score(decoded)
         for item, (scores, error) in zip(decoded, results):
             self._emit(item, task, scores, error)
