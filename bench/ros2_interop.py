@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from ros_stack import DISTROS, RATE, cyclone_cameras_to_rclpy_node, python_of, rclpy_cameras_to_serve  # noqa: E402
+from ros_stack import DISTROS, RATE, cyclone_cameras_to_rclpy_node, python_of, rclpy_cameras_to_serve
 
 
 def main() -> int:

@@ -237,3 +237,29 @@ def cyclone_cameras_to_rclpy_node(distro: str, folder: Path, sets: int, retask_a
     stamps = {set_stamp(k, 3000) for k in range(sets)}
     return {"published": sets, "seconds": seconds, "exit_code": node.returncode, "diagnostics": diagnostics,
             "cyclone_sets": rewarded_sets([record_fields(r) for r in rewards], stamps)}
+
+
+def rclpy_graph(distro: str, folder: Path, sets: int) -> dict[str, Any]:
+    """All ROS 2 (``distro``, Fast DDS): rclpy cameras → the ``reward_node`` entry point on
+    rclpy → an rclpy Reward subscriber. Returns the sets it rewarded and the node's exit code."""
+    domain = free_domain()
+    sample_frames(folder / "frames.npz")
+    views = "[" + ", ".join(f"{view}={topic}" for view, topic in VIEWS.items()) + "]"
+    listener = start(distro, domain, [str(NODES / "listen.py"), "--reward", "/robo_reward/reward",
+                                      "--until", str(sets), "--timeout", str(150 + 2 * sets / RATE)],
+                     folder / "listener.log")
+    node = start(distro, domain, [
+        "-c", "import sys; from robo_reward.ros2.entry_points import reward_node_main; sys.exit(reward_node_main())",
+        "--ros-args", "-p", f"views:={views}", "-p", f"task:={TASK}"], folder / "node.log")
+    cameras = None
+    try:
+        wait_for_line(folder / "listener.log", "READY", listener, 60)
+        cameras = start(distro, domain, [str(NODES / "cameras.py"), "--frames", str(folder / "frames.npz"),
+                                         "--sets", str(sets), "--rate", str(RATE), *view_arguments("--view")],
+                        folder / "cameras.log")
+        published = last_json(finish(cameras, folder / "cameras.log", 150 + 2 * sets / RATE))
+        received = last_json(finish(listener, folder / "listener.log", 60))
+    finally:
+        stop_all(cameras, listener, node)
+    return {"published": published["published"], "exit_code": node.returncode,
+            "rclpy_sets": rewarded_sets(received["rewards"], {set_stamp(k) for k in range(sets)})}

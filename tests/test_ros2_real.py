@@ -34,6 +34,7 @@ from ros_stack import (
     free_domain,
     last_json,
     rclpy_cameras_to_serve,
+    rclpy_graph,
     require,
     set_stamp,
     start,
@@ -110,6 +111,18 @@ def test_the_reward_node_on_real_rclpy_fed_by_cyclone_cameras(distro, tmp_path):
     assert {r["task"] for r in good} == {TASK, "open the drawer wide"}  # the topic override took
     assert result["diagnostics"][-1]["task"] == "open the drawer wide"
     assert all(math.isfinite(r["progress"]) and 0 <= r["progress"] <= 1 for r in good)
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+def test_the_reward_node_on_rclpy_in_an_all_ros_graph_publishes_rewards_an_rclpy_subscriber_receives(distro, tmp_path):
+    require(distro)
+    sets = 150
+    result = rclpy_graph(distro, tmp_path, sets)
+    log = (tmp_path / "node.log").read_text()
+    assert result["published"] == sets and result["exit_code"] == 0, log[-3000:]
+    rewarded = result["rclpy_sets"]
+    assert len(rewarded) >= 0.95 * sets, f"{len(rewarded)}/{sets} sets rewarded to rclpy; node log:\n{log[-3000:]}"
+    assert rewarded[0]["view_names"] == list(VIEWS) and {r["task"] for r in rewarded} == {TASK}
 
 
 @pytest.mark.parametrize("distro", DISTROS)
