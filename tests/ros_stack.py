@@ -29,6 +29,9 @@ RATE = 30.0
 #: itself, and a child that finds them set skips that and cannot load rclpy's C extension.
 BOOTSTRAP_VARIABLES = ("_ROS_WHEELS_BOOTSTRAP_COMPLETE", "LD_LIBRARY_PATH", "PYTHONPATH", "AMENT_PREFIX_PATH")
 DISCOVERY_VARIABLES = ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS")
+#: python arguments that run the ``reward_node`` entry point (what ``ros2 run robo_reward_ros reward_node`` runs).
+REWARD_NODE = ["-c", "import sys; from robo_reward.ros2.entry_points import reward_node_main; sys.exit(reward_node_main())",
+               "--ros-args"]
 
 
 def python_of(distro: str) -> Path:
@@ -150,6 +153,21 @@ def view_arguments(flag: str) -> list[str]:
     return [arg for view, topic in VIEWS.items() for arg in (flag, f"{view}={topic}")]
 
 
+def drive_cameras(distro: str, domain: int, folder: Path, sets: int,
+                  listener: subprocess.Popen) -> tuple[dict, dict]:
+    """Once ``listener`` (listen.py) is ready, publish ``sets`` camera sets of the sample episode
+    from plain rclpy cameras; returns (what the cameras published, what the listener received)."""
+    wait_for_line(folder / "listener.log", "READY", listener, 60)
+    cameras = start(distro, domain, [str(NODES / "cameras.py"), "--frames", str(folder / "frames.npz"),
+                                     "--sets", str(sets), "--rate", str(RATE), *view_arguments("--view")],
+                    folder / "cameras.log")
+    try:
+        published = last_json(finish(cameras, folder / "cameras.log", 150 + 2 * sets / RATE))
+    finally:
+        stop_all(cameras)
+    return published, last_json(finish(listener, folder / "listener.log", 60))
+
+
 def rclpy_cameras_to_serve(distro: str, folder: Path, sets: int) -> dict[str, Any]:
     """rclpy cameras of ``distro`` (Fast DDS) → ``robo-reward serve --transport dds`` (Cyclone) →
     an rclpy Reward subscriber and a Cyclone one; returns the rewarded sets each received."""
@@ -170,17 +188,11 @@ def rclpy_cameras_to_serve(distro: str, folder: Path, sets: int) -> dict[str, An
     stop = threading.Event()
     spinner = threading.Thread(target=cyclone.spin, args=(stop,), daemon=True)
     spinner.start()
-    cameras = None
     try:
-        wait_for_line(folder / "listener.log", "READY", listener, 60)
-        cameras = start(distro, domain, [str(NODES / "cameras.py"), "--frames", str(folder / "frames.npz"),
-                                         "--sets", str(sets), "--rate", str(RATE), *view_arguments("--view")],
-                        folder / "cameras.log")
-        published = last_json(finish(cameras, folder / "cameras.log", 120 + 2 * sets / RATE))
-        received = last_json(finish(listener, folder / "listener.log", 60))
+        published, received = drive_cameras(distro, domain, folder, sets, listener)
     finally:
         stop.set()
-        stop_all(node, listener, cameras)
+        stop_all(node, listener)
         spinner.join(timeout=5)
         cyclone.close()
     stamps = {set_stamp(k) for k in range(sets)}
@@ -200,8 +212,7 @@ def cyclone_cameras_to_rclpy_node(distro: str, folder: Path, sets: int, retask_a
     frames = sample_frames(folder / "frames.npz")
     views = "[" + ", ".join(f"{view}={topic}" for view, topic in VIEWS.items()) + "]"
     node = start(distro, domain, [
-        "-c", "import sys; from robo_reward.ros2.entry_points import reward_node_main; sys.exit(reward_node_main())",
-        "--ros-args", "--params-file", str(ROOT / "launch" / "reward_params.yaml"),
+        *REWARD_NODE, "--params-file", str(ROOT / "launch" / "reward_params.yaml"),
         "-p", f"views:={views}", "-p", f"task:={TASK}", "-p", "diagnostics_period:=0.5"], folder / "node.log")
     cyclone = DdsTransport(domain, localhost_only=True, node_name="cameras")
     rewards: list = []
@@ -248,18 +259,10 @@ def rclpy_graph(distro: str, folder: Path, sets: int) -> dict[str, Any]:
     listener = start(distro, domain, [str(NODES / "listen.py"), "--reward", "/robo_reward/reward",
                                       "--until", str(sets), "--timeout", str(150 + 2 * sets / RATE)],
                      folder / "listener.log")
-    node = start(distro, domain, [
-        "-c", "import sys; from robo_reward.ros2.entry_points import reward_node_main; sys.exit(reward_node_main())",
-        "--ros-args", "-p", f"views:={views}", "-p", f"task:={TASK}"], folder / "node.log")
-    cameras = None
+    node = start(distro, domain, [*REWARD_NODE, "-p", f"views:={views}", "-p", f"task:={TASK}"], folder / "node.log")
     try:
-        wait_for_line(folder / "listener.log", "READY", listener, 60)
-        cameras = start(distro, domain, [str(NODES / "cameras.py"), "--frames", str(folder / "frames.npz"),
-                                         "--sets", str(sets), "--rate", str(RATE), *view_arguments("--view")],
-                        folder / "cameras.log")
-        published = last_json(finish(cameras, folder / "cameras.log", 150 + 2 * sets / RATE))
-        received = last_json(finish(listener, folder / "listener.log", 60))
+        published, received = drive_cameras(distro, domain, folder, sets, listener)
     finally:
-        stop_all(cameras, listener, node)
+        stop_all(listener, node)
     return {"published": published["published"], "exit_code": node.returncode,
             "rclpy_sets": rewarded_sets(received["rewards"], {set_stamp(k) for k in range(sets)})}

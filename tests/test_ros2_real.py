@@ -27,6 +27,7 @@ import pytest
 from ros_stack import (
     DISTROS,
     NODES,
+    REWARD_NODE,
     TASK,
     VIEWS,
     cyclone_cameras_to_rclpy_node,
@@ -130,8 +131,7 @@ def test_a_task_on_the_topic_is_written_back_to_the_task_parameter(distro, tmp_p
     require(distro)
     domain = free_domain()
     node = start(distro, domain, [
-        "-c", "import sys; from robo_reward.ros2.entry_points import reward_node_main; sys.exit(reward_node_main())",
-        "--ros-args", "-p", "views:=[corner=/c, topview=/t]", "-p", "task:=slide"], tmp_path / "node.log")
+        *REWARD_NODE, "-p", "views:=[corner=/c, topview=/t]", "-p", "task:=slide"], tmp_path / "node.log")
     probe = start(distro, domain, [str(NODES / "task_parameter.py"), "--task", "open the drawer"], tmp_path / "probe.log")
     try:
         result = last_json(finish(probe, tmp_path / "probe.log", 90))
@@ -157,8 +157,7 @@ def test_reward_node_parameters_that_do_not_parse_exit_2_and_that_cannot_start_e
                                                                                          tmp_path):
     require("kilted")
     process = start("kilted", free_domain(), [
-        "-c", "import sys; from robo_reward.ros2.entry_points import reward_node_main; sys.exit(reward_node_main())",
-        "--ros-args", *parameters], tmp_path / "node.log")
+        *REWARD_NODE, *parameters], tmp_path / "node.log")
     log = finish(process, tmp_path / "node.log", 120)
     assert process.returncode == code, log[-2000:]
     assert message in log
