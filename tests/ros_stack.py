@@ -94,15 +94,19 @@ def finish(process: subprocess.Popen, log: Path, timeout_s: float) -> str:
     return log.read_text()
 
 
-def sample_frames(path: Path, episode: str = "eval_success_00", every: int = 1) -> dict[str, np.ndarray]:
-    """The shipped sample episode's frames per view, saved as ``path`` (npz) for the camera driver."""
-    from robo_reward.data.video import probe_video, read_frames
+def episode_frames(episode: str = "eval_success_00") -> dict[str, np.ndarray]:
+    """Every frame of one episode of the shipped sample, per view (T, 128, 128, 3)."""
+    from robo_reward.data.episodes import load_manifest
+    from robo_reward.types import Sampling
 
-    (entry,) = [e for e in json.loads((SAMPLE / "episodes.json").read_text())["episodes"] if e["name"] == episode]
-    frames = {}
-    for view, video in entry["views"].items():
-        count = len(probe_video(SAMPLE / video).timestamps_ns)
-        frames[view] = np.stack(list(read_frames(SAMPLE / video, np.arange(0, count, every))))
+    (chosen,) = [e for e in load_manifest(SAMPLE) if e.name == episode]
+    batch = next(chosen.iter_batches(10_000, Sampling()))
+    return {view: batch.views[view] for view in VIEWS}
+
+
+def sample_frames(path: Path, episode: str = "eval_success_00") -> dict[str, np.ndarray]:
+    """:func:`episode_frames`, also saved as ``path`` (npz) for the camera driver."""
+    frames = episode_frames(episode)
     np.savez(path, **frames)
     return frames
 

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ros_stack import require, start, wait_until
+from ros_stack import episode_frames, require, start, wait_until
 
 pytest.importorskip("cyclonedds")
 
@@ -71,7 +71,7 @@ from robo_reward.ros2 import dds_types
 from robo_reward.ros2.dds import DdsTransport
 from robo_reward.ros2.pattern import PATTERN_TASK, fit_pattern_model
 from robo_reward.stream.runner import LiveRewardStream, StreamConfig
-from robo_reward.types import Sampling, Task
+from robo_reward.types import Task
 
 pytestmark = pytest.mark.slow
 
@@ -95,13 +95,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for process {pid}")
-
-
-def sample_frames() -> dict[str, np.ndarray]:
-    """The first eval episode of the shipped sample, per view (T, 128, 128, 3)."""
-    episode = load_manifest(SAMPLE_DIR, split="eval")[0]
-    batch = next(episode.iter_batches(1000, Sampling()))
-    return {view: batch.views[view] for view in VIEWS}
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -277,7 +270,7 @@ def expected(fuzz) -> list:
 
 def run_timeline(node: subprocess.Popen, fuzzer: Fuzzer, log_path: Path) -> dict:
     """The timeline of the module docstring; returns what it recorded."""
-    samples = sample_frames()
+    samples = episode_frames(load_manifest(SAMPLE_DIR, split="eval")[0].name)
     jpeg = image_message(VIEWS["topview"], samples["topview"][0], 0, "topview").data
     bad = [("corner", *b) for b in bad_raw(samples["corner"][0])] + [("topview", *b) for b in bad_compressed(jpeg)]
     wait_until(lambda: all(p.subscription_count() for p in fuzzer.publishers()), 180,

@@ -86,7 +86,7 @@ class SymmetricReplayBuffer(ReplayBuffer):
                            [{}])
 
     def demo_count(self) -> int:
-        return self.demos.buffer_size if self.demos.full else self.demos.pos
+        return self.demos.size()
 
     def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
         from_demos = round(batch_size * self.demo_ratio) if self.demo_count() else 0

@@ -122,8 +122,11 @@ class VlmRewardModel(RewardModel):
             raise ConfigError("max_frames must be >= 1 and clip_fps > 0")
         super().__init__(config)
         self.protocol = PROTOCOLS[config.protocol](config)
-        self.sequential = self.protocol.sequential
         self.backend = make_backend(config)
+
+    @property
+    def sequential(self) -> bool:  # type: ignore[override]
+        return self.protocol.sequential
 
     def describe(self) -> str:
         return f"{super().describe()} [{self.config.protocol} via {self.backend.describe()}; {self.protocol.success_note}]"
