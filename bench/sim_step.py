@@ -1,11 +1,18 @@
-"""Env steps per second with 1, 2 and 3 rendered cameras, as ratios of the same env without rendering.
+"""What one agent step of camera-reward RL costs: simulator, rendering, reward model and
+learner update, as fractions of the step, and agent steps/s against the same learner
+without rendering (a simulator reward), in one run.
 
-    python bench/sim_step.py                       # both simulators, 64x64, ~1 minute on 2 CPU cores
-    python bench/sim_step.py --backend metaworld --size 128 --steps 100
+    python bench/sim_step.py                              # Meta-World, the sweep's settings (~2 min)
+    python bench/sim_step.py --backend panda --task PandaReach-v3 --cameras front
+    python bench/sim_step.py --size 128 --steps 300
 
-Baseline: the simulator env alone (no camera wrapper, no rendering), stepped with the
-same seeded random actions. MuJoCo renders with whatever ``MUJOCO_GL`` is in effect
-(printed); on a CPU-only machine that is OSMesa, software rendering.
+The agent step is the sweep's (sim/experiments.py): ``action_repeat`` simulator steps, the
+views rendered once (no shadows), scored by the reward model through a ``Scorer`` with
+the episode's context (batch of one, as in the loop), and ``utd_ratio`` RLPD updates
+(batch 256). Each part is timed on its own over the same seeded random-action rollout,
+best of 3 repetitions; "no rendering" is the simulator plus the update, what a run with
+the simulator's dense reward pays. The machine's load average is printed: the figures
+are only comparable at the same load.
 """
 
 from __future__ import annotations
@@ -15,69 +22,97 @@ import os
 import time
 from collections.abc import Callable
 
-import gymnasium as gym
+import numpy as np
+import torch
 
 import robo_reward.envs  # noqa: F401  (picks MUJOCO_GL before mujoco is imported)
-
-BACKENDS = {
-    "metaworld": ("drawer-open-v3", ("corner", "topview", "corner3")),
-    "panda": ("PandaPush-v3", ("front", "side", "corner")),
-}
-
-
-def steps_per_second(env: gym.Env, steps: int, seed: int = 0) -> float:
-    """Step ``env`` with seeded random actions for ``steps`` steps (resetting when an episode
-    ends, resets not timed) and return the stepping rate in steps/s."""
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    env.step(env.action_space.sample())  # warm-up: lazy GL contexts, caches
-    elapsed = 0.0
-    for _ in range(steps):
-        action = env.action_space.sample()
-        start = time.perf_counter()
-        _, _, terminated, truncated, _ = env.step(action)
-        elapsed += time.perf_counter() - start
-        if terminated or truncated:
-            env.reset()
-    return steps / elapsed
+from robo_reward.assets import DEFAULT_MODEL
+from robo_reward.models import load_model
+from robo_reward.rl.rlpd import RLPD
+from robo_reward.rl.train import TrainArgs, make_camera_env
+from robo_reward.scoring import Scorer, stack_views
+from robo_reward.types import Task
 
 
-def builders(backend: str, size: int) -> tuple[Callable[[], gym.Env], Callable[[tuple[str, ...]], gym.Env]]:
-    """(no-render env factory, camera env factory) for ``backend``."""
-    task, _ = BACKENDS[backend]
-    if backend == "metaworld":
-        from robo_reward.envs.metaworld import make_metaworld_env, metaworld_task_env
-
-        return (lambda: metaworld_task_env(task)), (lambda cams: make_metaworld_env(task, cams, size))
-    from robo_reward.envs.panda import make_panda_env
-
-    return (lambda: gym.make(task, render_mode="rgb_array", renderer="Tiny")), (
-        lambda cams: make_panda_env(task, cams, size)
-    )
+def best_of(repeats: int, run: Callable[[], float]) -> float:
+    """The smallest of ``repeats`` timings (seconds) of ``run``, which returns its own timing."""
+    return min(run() for _ in range(repeats))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", nargs="+", choices=sorted(BACKENDS), default=sorted(BACKENDS))
+    parser.add_argument("--backend", default="metaworld", choices=["metaworld", "panda"])
+    parser.add_argument("--task", default="drawer-open-v3")
+    parser.add_argument("--instruction", default="open the drawer")
+    parser.add_argument("--cameras", nargs="+", default=["corner"])
     parser.add_argument("--size", type=int, default=64, help="square image side in pixels")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per configuration")
+    parser.add_argument("--action-repeat", type=int, default=2)
+    parser.add_argument("--utd-ratio", type=int, default=1)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="reward model (name or checkpoint)")
+    parser.add_argument("--steps", type=int, default=200, help="timed agent steps per part")
     args = parser.parse_args(argv)
-    print(f"MUJOCO_GL={os.environ.get('MUJOCO_GL', '')!r}, images {args.size}x{args.size}, {args.steps} steps each")
-    for backend in args.backend:
-        task, cameras = BACKENDS[backend]
-        plain, with_cameras = builders(backend, args.size)
-        env = plain()
-        # the baseline is cheap: time more steps for a stable rate
-        base = steps_per_second(env, args.steps * 10)
-        env.close()
-        print(f"{backend} {task}: no render: {base:.0f} steps/s")
-        for count in (1, 2, 3):
-            env = with_cameras(cameras[:count])
-            rate = steps_per_second(env, args.steps)
-            env.close()
-            label = f"{count} camera{'s' if count > 1 else ''} ({', '.join(cameras[:count])})"
-            print(f"  {label}: {rate:.1f} steps/s = {rate / base:.3f}x of no-render "
-                  f"({1000 * (1 / rate - 1 / base) / count:.1f} ms per view)")
+    torch.set_num_threads(1)
+    config = TrainArgs(backend=args.backend, task=args.task, instruction=args.instruction,
+                       cameras=tuple(args.cameras), image_size=args.size, shadows=False,
+                       action_repeat=args.action_repeat, max_episode_steps=100)
+    rendering, plain = make_camera_env(config, 0, render=True), make_camera_env(config, 0, render=False)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (args.steps, *plain.action_space.shape)).astype(np.float32)
+
+    def step_time(env) -> tuple[float, list[dict[str, np.ndarray]]]:
+        """Seconds to step ``env`` through the actions (resets untimed), and the views it rendered."""
+        _, info = env.reset(seed=0)
+        views, elapsed = [info.get("views")], 0.0
+        for action in actions:
+            start = time.perf_counter()
+            _, _, terminated, truncated, info = env.step(action)
+            elapsed += time.perf_counter() - start
+            views.append(info.get("views"))
+            if terminated or truncated:
+                env.reset()
+        return elapsed, views
+
+    simulator = best_of(3, lambda: step_time(plain)[0])
+    with_views, views = step_time(rendering)
+    with_views = min(with_views, *(step_time(rendering)[0] for _ in range(2)))
+    render = max(with_views - simulator, 0.0)
+
+    model, task = load_model(args.model), Task(args.instruction)
+
+    def score_time() -> float:
+        scorer = Scorer(model, task)
+        scorer.score(stack_views(views[:1], [0]), starts=[True])
+        start = time.perf_counter()
+        for index, frame in enumerate(views[1:], 1):
+            scorer.score(stack_views([frame], [index]))
+        return time.perf_counter() - start
+
+    scoring = best_of(3, score_time)
+
+    learner = RLPD(plain, utd_ratio=args.utd_ratio, policy_kwargs={"n_critics": 2}, learning_starts=0,
+                   batch_size=256, device="cpu", seed=0, verbose=0)
+    learner.learn(300)  # fills the buffer past a batch and builds the optimisers
+
+    def update_time() -> float:
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            learner.train(gradient_steps=args.utd_ratio, batch_size=256)
+        return time.perf_counter() - start
+
+    update = best_of(3, update_time)
+    parts = {"simulator": simulator, "render": render, "reward model": scoring, "learner update": update}
+    total = sum(parts.values())
+    print(f"{args.backend} {args.task}, views {', '.join(args.cameras)} at {args.size}x{args.size} (no shadows), "
+          f"MUJOCO_GL={os.environ.get('MUJOCO_GL', '')!r}, action repeat {args.action_repeat}, "
+          f"UTD {args.utd_ratio}, {args.steps} agent steps per part, best of 3, "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
+    for name, seconds in parts.items():
+        print(f"  {name:15s} {1000 * seconds / args.steps:7.2f} ms per agent step  {seconds / total:6.1%}")
+    camera_rate, plain_rate = args.steps / total, args.steps / (simulator + update)
+    print(f"agent steps/s: camera reward {camera_rate:.1f}, no rendering (simulator reward) {plain_rate:.1f} "
+          f"= {camera_rate / plain_rate:.2f}x")
+    rendering.close()
+    plain.close()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ _EXPORTS = {
     "RoboRewardError": "robo_reward.errors",
     "EpisodeContext": "robo_reward.types",
     "FrameBatch": "robo_reward.types",
-    "Keypoint": "robo_reward.types",
+    "KeypointSpec": "robo_reward.keypoint_spec",
     "Scores": "robo_reward.types",
     "Task": "robo_reward.types",
     "Scorer": "robo_reward.scoring",

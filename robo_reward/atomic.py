@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from robo_reward.errors import InputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -55,3 +57,23 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_marked_block(path: str | Path, name: str, content: str) -> None:
+    """Replace what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in the
+    text file ``path`` with ``content``, atomically (generated tables in the docs)."""
+    path = Path(path)
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = path.read_text()
+    if begin not in text or end not in text:
+        raise InputError(f"{path}: no {begin} … {end} block to rewrite")
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    with atomic_path(path) as tmp:
+        tmp.write_text(f"{head}{begin}\n{content}\n{end}{tail}")
+
+
+def marked_block(path: str | Path, name: str) -> str:
+    """The text between the ``name`` markers of ``path`` (see :func:`write_marked_block`)."""
+    text = Path(path).read_text()
+    return text.partition(f"<!-- {name}:begin -->\n")[2].partition(f"\n<!-- {name}:end -->")[0]

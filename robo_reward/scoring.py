@@ -101,18 +101,26 @@ class Scorer:
 
 
 def stack_views(
-    samples: Sequence[Mapping[str, np.ndarray]], timestamps_ns: Sequence[int] | np.ndarray, source: str = ""
+    samples: Sequence[Mapping[str, np.ndarray]],
+    timestamps_ns: Sequence[int] | np.ndarray,
+    source: str = "",
+    states: Sequence[np.ndarray] | None = None,
+    depths: Sequence[Mapping[str, np.ndarray]] | None = None,
 ) -> FrameBatch:
     """One batch from B samples' views (each ``{view: uint8 (H, W, 3)}``, e.g. one per env
-    of a VecEnv), with their stamps (B,)."""
+    of a VecEnv), with their stamps (B,), and optionally their robot states (each (D,)) and
+    depth images (each ``{view: float32 (H, W)}`` metres)."""
     if not samples:
         raise ConfigError(f"{source or 'batch'}: no samples to stack")
     names = list(samples[0])
     for sample in samples[1:]:
         if list(sample) != names:
             raise ConfigError(f"{source or 'batch'}: samples render different views: {names} and {list(sample)}")
+    depth = None if depths is None else {n: np.stack([d[n] for d in depths]).astype(np.float32) for n in depths[0]}
     return FrameBatch(views={n: np.stack([s[n] for s in samples]) for n in names},
-                      timestamps_ns=np.asarray(timestamps_ns, dtype=np.int64), source=source)
+                      timestamps_ns=np.asarray(timestamps_ns, dtype=np.int64), source=source,
+                      state=None if states is None else np.stack([np.asarray(x, dtype=np.float64) for x in states]),
+                      depth=depth)
 
 
 def check_views(model: RewardModel, rendered_views: Sequence[str]) -> None:

@@ -8,7 +8,8 @@ Two families live here, kept apart on purpose:
   unchanged. Φ(terminal) = 0 only on true termination; on truncation (a time limit)
   Φ(s') is kept because the learner bootstraps from s'. γ must equal the learner's γ.
 * :data:`TRANSFORMS` — other ways to turn progress into reward (raw progress as in
-  VLM-RM, delta, centred, success bonus). Each CHANGES the optimal policy in general.
+  VLM-RM, delta, centred, success bonus, KAGI's dense-until-success). Each CHANGES the
+  optimal policy in general.
 
 :class:`OnlineRewards` makes either kind step by step over N env streams (the simulation
 reward wrappers); :func:`shape_episode` and :func:`transform_episode` per recorded episode.
@@ -154,34 +155,57 @@ def shape_episode(
     return shape_potential(progress, phi_next, task_reward, done, gamma, steps)
 
 
-def progress_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray) -> np.ndarray:
+def progress_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray,
+                    sparse_next: np.ndarray) -> np.ndarray:
     """Raw progress Φ(s') as the reward (VLM-RM's CLIP reward). Changes the optimal policy."""
     return np.asarray(phi_next, dtype=np.float64)
 
 
-def delta_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray) -> np.ndarray:
+def delta_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray,
+                 sparse_next: np.ndarray) -> np.ndarray:
     """Φ(s') − Φ(s), undiscounted. Changes the optimal policy when γ < 1."""
     return np.asarray(phi_next, dtype=np.float64) - np.asarray(phi, dtype=np.float64)
 
 
-def centered_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray) -> np.ndarray:
+def centered_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray,
+                    sparse_next: np.ndarray) -> np.ndarray:
     """2·Φ(s') − 1, bounded in [−1, 1]. Changes the optimal policy (a per-step offset)."""
     return 2.0 * np.asarray(phi_next, dtype=np.float64) - 1.0
 
 
-def success_bonus_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray) -> np.ndarray:
+def success_bonus_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray,
+                         sparse_next: np.ndarray) -> np.ndarray:
     """Φ(s') plus 1 where the success probability of s' exceeds ½. Changes the optimal policy."""
     return np.asarray(phi_next, dtype=np.float64) + (np.asarray(success_next) > 0.5)
 
 
-TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+KAGI_DENSE_WEIGHT = 0.5
+"""The dense part's weight in :func:`kagi_reward`: below 1, so that no dense reward pays
+as much as success (our choice; KAGI's normalisation is not public)."""
+
+
+def kagi_reward(phi: np.ndarray, phi_next: np.ndarray, success_next: np.ndarray,
+                sparse_next: np.ndarray) -> np.ndarray:
+    """KAGI's rule (Lee et al. 2024, arXiv 2407.10341): "the dense reward is used for online
+    RL if the sparse reward is 0, else the sparse reward is used" — the sparse success
+    reward of s' where it is non-zero, else ``KAGI_DENSE_WEIGHT``·Φ(s') (the keypoint
+    model's waypoint progress). The sparse reward is the simulator's success flag online;
+    offline, where a recording has none, the model's own success (probability > ½) stands
+    in for KAGI's success classifier. Changes the optimal policy: it is no potential
+    difference, and an agent is paid every step it lingers near the goal."""
+    sparse = np.asarray(sparse_next, dtype=np.float64)
+    return np.where(sparse > 0, sparse, KAGI_DENSE_WEIGHT * np.asarray(phi_next, dtype=np.float64))
+
+
+TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
     "progress": progress_reward,
     "delta": delta_reward,
     "centered": centered_reward,
     "success-bonus": success_bonus_reward,
+    "kagi": kagi_reward,
 }
-"""Non-invariant reward transforms by name: (Φ(s), Φ(s'), success probability of s') of
-N transitions → (N,) rewards."""
+"""Non-invariant reward transforms by name: (Φ(s), Φ(s'), success probability of s', the
+task's sparse reward of the transition) of N transitions → (N,) rewards."""
 
 SIMULATOR_REWARDS = ("sparse", "dense")
 """Rewards a simulator gives without a reward model: ``sparse`` its success flag (1/0),
@@ -207,7 +231,8 @@ class OnlineRewards:
 
     ``shaped``: ``task_reward + γ·Φ(s')·(1 − terminated) − Φ(s)`` through a
     :class:`PotentialShaper` (the wrappers pass the simulator's success flag as the task
-    reward); a transform: ``TRANSFORMS[mode](Φ(s), Φ(s'), success(s'))``. Every mode keeps
+    reward); a transform: ``TRANSFORMS[mode](Φ(s), Φ(s'), success(s'), task_reward)`` (the
+    task reward is the sparse reward ``kagi`` switches on). Every mode keeps
     Φ(s) per stream, so each stream must be :meth:`reset` with Φ(s₀) at each episode start.
     """
 
@@ -249,12 +274,19 @@ class OnlineRewards:
         shaped = self.shaper.step(phi_next, task_reward, terminated, truncated)
         if self.mode == "shaped":
             return shaped
-        return TRANSFORMS[self.mode](phi, np.asarray(phi_next, dtype=np.float64), np.asarray(success_next))
+        sparse = np.broadcast_to(np.asarray(task_reward, dtype=np.float64), phi.shape)
+        return TRANSFORMS[self.mode](phi, np.asarray(phi_next, dtype=np.float64), np.asarray(success_next), sparse)
 
 
-def transform_episode(mode: str, progress: np.ndarray, success: np.ndarray) -> np.ndarray:
+def transform_episode(mode: str, progress: np.ndarray, success: np.ndarray,
+                      sparse: np.ndarray | None = None) -> np.ndarray:
     """A transform's rewards (T,) for a recorded episode, row t for s_t → s_{t+1} as in
-    :func:`shape_episode` (the last row's s_T is s_{T−1}, as for a truncation)."""
+    :func:`shape_episode` (the last row's s_T is s_{T−1}, as for a truncation).
+
+    ``sparse`` (T,): the task's sparse reward of each observation (e.g. a recorded success
+    flag); None: the model's success probability > ½ stands in for it."""
     progress = np.asarray(progress, dtype=np.float64)
     success = np.asarray(success, dtype=np.float64)
-    return TRANSFORMS[mode](progress, np.append(progress[1:], progress[-1]), np.append(success[1:], success[-1]))
+    sparse = (success > 0.5).astype(np.float64) if sparse is None else np.asarray(sparse, dtype=np.float64)
+    return TRANSFORMS[mode](progress, np.append(progress[1:], progress[-1]), np.append(success[1:], success[-1]),
+                            np.append(sparse[1:], sparse[-1]))

@@ -14,15 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from robo_reward.errors import InputError, ModelOutputError
-
-
-@dataclass(frozen=True)
-class Keypoint:
-    """A named task keypoint in one view, in pixels (KAGI: grasp point, target point)."""
-
-    name: str
-    view: str
-    uv: tuple[float, float]
+from robo_reward.keypoint_spec import KeypointSpec
 
 
 @dataclass(frozen=True)
@@ -34,13 +26,14 @@ class Task:
         baselines: baseline prompts for the VLM-RM goal–baseline projection
             (Rocamonde et al. 2023), e.g. ``("a robot arm",)``.
         goal_images: optional goal images, view name → uint8 (H, W, 3).
-        keypoints: optional keypoint specification (KAGI, Patel et al. 2024).
+        keypoints: optional keypoint spec (KAGI, Lee et al. 2024): named keypoints and the
+            waypoints between them, read by the ``keypoint`` reward model.
     """
 
     instruction: str
     baselines: tuple[str, ...] = ()
     goal_images: Mapping[str, np.ndarray] = field(default_factory=dict)
-    keypoints: tuple[Keypoint, ...] = ()
+    keypoints: KeypointSpec | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.instruction, str) or not self.instruction.strip():
@@ -48,13 +41,18 @@ class Task:
         object.__setattr__(self, "baselines", tuple(b for b in self.baselines if b.strip()))
 
     def to_dict(self) -> dict:
-        return {"instruction": self.instruction, "baselines": list(self.baselines)}
+        out: dict[str, Any] = {"instruction": self.instruction, "baselines": list(self.baselines)}
+        if self.keypoints is not None:
+            out["keypoints"] = self.keypoints.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping | str) -> Task:
         if isinstance(data, str):
             return cls(data)
-        return cls(str(data.get("instruction", "")), tuple(data.get("baselines", ())))
+        keypoints = data.get("keypoints")
+        spec = None if keypoints is None else KeypointSpec.from_dict(keypoints, "task.keypoints")
+        return cls(str(data.get("instruction", "")), tuple(data.get("baselines", ())), keypoints=spec)
 
 
 @dataclass
@@ -66,6 +64,8 @@ class FrameBatch:
         timestamps_ns: (B,) int64, the stamp of each synchronised set.
         frame_index: (B,) int64, index of each sample in its episode (for messages).
         state: optional (B, D) float proprioceptive state.
+        depth: optional view → float32 (B, H, W) depth of that view's images, metres along
+            the optical axis (z in the OpenCV camera frame); 0, NaN or inf where unknown.
         view_valid: optional view → (B,) bool; False marks a missing or stale view
             for that sample (its pixels are then ignored).
         source: where the frames came from (file, episode, topic), for messages.
@@ -77,6 +77,7 @@ class FrameBatch:
     state: np.ndarray | None = None
     view_valid: dict[str, np.ndarray] | None = None
     source: str = ""
+    depth: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if not self.views:
@@ -93,6 +94,13 @@ class FrameBatch:
                 raise InputError(
                     f"{self.source or 'batch'}: view '{name}' has {images.shape[0]} frames "
                     f"but there are {size} timestamps"
+                )
+        for name, depth in (self.depth or {}).items():
+            images = self.views.get(name)
+            if images is None or depth.shape != images.shape[:3]:
+                raise InputError(
+                    f"{self.source or 'batch'}: depth of view '{name}' must be (B, H, W) like its images "
+                    f"{None if images is None else images.shape[:3]}, got {depth.shape}"
                 )
         if self.frame_index is None:
             self.frame_index = np.arange(size, dtype=np.int64)
@@ -122,6 +130,7 @@ class FrameBatch:
             if self.view_valid is None
             else {k: np.asarray(v)[index] for k, v in self.view_valid.items()},
             source=self.source,
+            depth=None if self.depth is None else {k: v[index] for k, v in self.depth.items()},
         )
 
     @staticmethod
@@ -140,6 +149,7 @@ class FrameBatch:
             state=None if first.state is None else np.concatenate([b.state for b in batches]),
             view_valid=valid,
             source=first.source,
+            depth=None if first.depth is None else {n: np.concatenate([b.depth[n] for b in batches]) for n in first.depth},
         )
 
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from robo_reward.atomic import atomic_path
+from robo_reward.atomic import atomic_path, write_marked_block
 from robo_reward.data.episodes import VideoEpisode, load_manifest
 from robo_reward.metrics import auroc, bootstrap_ci, completion_accuracy
 
@@ -60,7 +60,7 @@ FUSED = "fused"
 METRICS = ("voc", "voc_reversed", "success_auroc", "completion_accuracy")
 LABELS = {"voc": "VOC", "voc_reversed": "reversed VOC", "success_auroc": "success AUROC",
           "completion_accuracy": "completion acc."}
-BEGIN, END = "<!-- results:start -->", "<!-- results:end -->"
+DOCS_BLOCK = "progress-eval"  # the generated block of docs/progress_model.md
 
 
 # ---------------------------------------------------------------- statistics on per-episode rows
@@ -457,16 +457,6 @@ def caveats(results: dict) -> list[str]:
     return out
 
 
-def write_docs(results: dict, docs: Path) -> None:
-    text = docs.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{docs}: no {BEGIN} … {END} section to rewrite")
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    with atomic_path(docs) as tmp:
-        tmp.write_text(f"{head}{BEGIN}\n{markdown(results)}\n{END}{tail}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=Path, help="the ML45 manifest folder (splits eval and adapt)")
@@ -496,7 +486,7 @@ def main() -> None:
             print(f"wrote {args.json}")
     print(markdown(results))
     if args.docs:
-        write_docs(results, args.docs)
+        write_marked_block(args.docs, DOCS_BLOCK, markdown(results))
         print(f"rewrote the results section of {args.docs}")
 
 

@@ -1,185 +1,438 @@
-"""Does a camera reward model help RL? The results table of docs/sim_results.md.
+"""Do camera rewards train policies? The RL sweep of docs/sim.md (read top to bottom).
 
-For each task: record scripted demos with the training cameras, fit a `perceptual`
-reward model on them, then train SAC with four rewards and several seeds:
+Per task: record scripted demonstrations as a LeRobot dataset (the recipe
+``datasets/metaworld_demos/record_lerobot.py``, with the learner's action repeat; a few
+perturbed episodes too, which the demo buffer leaves out), then fit the two camera
+reward models on them as one would on a robot — the ``progress`` model adapted from
+the shipped ML45 checkpoint on ONE demo (``fit progress --init``) and the
+``perceptual`` model fitted on the successful demos — and train RLPD (SAC with a
+symmetric demo buffer, LayerNorm critics; robo_reward.rl.rlpd) with each row of
+:data:`ROWS` and several seeds. The camera rows render one view per agent step.
 
-* sparse   — the simulator's success flag;
-* dense    — the simulator's own hand-designed reward;
-* shaped   — sparse success + potential shaping with the model's progress (policy-invariant);
-* progress — the model's progress used raw as the reward (VLM-RM style).
+Every finished run is committed to the results JSON (``--results``) with its learning
+curve (the simulator's success rate against agent steps) and wall-clock; a run already
+there is skipped, so the sweep resumes where it stopped, across sessions, and a machine
+with more cores runs ``--workers`` runs at once. ``--report`` writes the table and the
+plot of docs/sim.md from the results file alone.
 
-Each run logs the simulator's success rate against environment steps (eval.csv); the
-script then writes a markdown table (mean ± std over seeds), a plot, and the wall-clock.
-Runs already finished are skipped, so an interrupted sweep resumes.
-
-    python sim/experiments.py                       # the documented sweep (~1 h on 2 CPU cores)
-    python sim/experiments.py --steps-scale 0.05 --seeds 1 --out runs/exp_smoke   # plumbing check
+    python sim/experiments.py                                  # the whole sweep (many CPU hours)
+    python sim/experiments.py --tasks drawer-open-v3 --rows dense shaped-progress --seeds 1
+    python sim/experiments.py --report --docs docs/sim.md     # table + plot from the results
+    python sim/experiments.py --video drawer-open-v3 shaped-progress 0   # rollout with its reward curve
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
+import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
-from robo_reward.atomic import atomic_path
-from robo_reward.cli import main as cli
-from robo_reward.data.episodes import MANIFEST_FORMAT
-from robo_reward.data.video import write_video
-from robo_reward.rl.train import TrainArgs, read_eval_log, train
+from robo_reward.assets import DEFAULT_MODEL
+from robo_reward.atomic import atomic_path, write_marked_block
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("sparse", "dense", "shaped", "progress")
+DOCS_BLOCK = "rl-sweep"  # the generated block of docs/sim.md
+RECORDER = ROOT / "datasets" / "metaworld_demos" / "record_lerobot.py"
+
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One row of the table: a simulator task, its camera, and its training budget."""
+    """A task of the sweep: simulator, task, cameras and episode length (agent steps)."""
 
     backend: str
     task: str
     instruction: str
-    camera: str
-    steps: int
+    cameras: tuple[str, ...]
     max_episode_steps: int
 
 
+@dataclass(frozen=True)
+class Row:
+    """A row of the table: the learner's reward, with or without the demos, and the camera model."""
+
+    name: str
+    reward: str
+    demos: bool
+    model: str | None = None
+
+    @property
+    def label(self) -> str:
+        model = f" ({self.model} model)" if self.model else ""
+        return f"{self.reward}{model}, {'demos' if self.demos else 'no demos'}"
+
+
+# One rendered view per task: software rendering is the largest cost of a camera-reward
+# step here (bench/sim_step.py). The shipped progress model, trained on corner + topview,
+# adapted on one corner demo scores the corner view alone; panda-gym's robot and views
+# are not ML45's, so its progress model is fitted from scratch on the demos.
 TASKS = (
-    TaskSpec("metaworld", "drawer-open-v3", "open the drawer", "corner", 6_000, 150),
-    TaskSpec("metaworld", "drawer-close-v3", "close the drawer", "corner", 6_000, 150),
-    TaskSpec("panda", "PandaReach-v3", "move the gripper to the target", "front", 3_000, 50),
+    TaskSpec("metaworld", "drawer-open-v3", "open the drawer", ("corner",), 100),
+    TaskSpec("metaworld", "door-open-v3", "open the door", ("corner",), 100),
+    TaskSpec("metaworld", "button-press-topdown-v3", "press the button from the top", ("corner",), 100),
+    TaskSpec("panda", "PandaPush-v3", "push the cube to the target", ("front",), 25),
+)
+ROWS = (
+    Row("dense", "dense", demos=False),
+    Row("sparse+demos", "sparse", demos=True),
+    Row("dense+demos", "dense", demos=True),
+    Row("shaped-progress", "shaped", demos=True, model="progress"),
+    Row("shaped-perceptual", "shaped", demos=True, model="perceptual"),
+    Row("raw-progress", "progress", demos=True, model="progress"),
 )
 
 
-def record_panda_reach_demos(folder: Path, camera: str, size: int, episodes: int, seed: int) -> None:
-    """Scripted demos of PandaReach: a proportional controller to the goal, as mp4 + manifest."""
-    from robo_reward.envs.panda import make_panda_env
+@dataclass
+class SweepArgs:
+    """Settings of the sweep; those in :meth:`fingerprint` must match a results file's."""
 
-    env = make_panda_env("PandaReach-v3", (camera,), size, shadows=False)
-    entries = []
-    for index in range(episodes):
-        obs, _ = env.reset(seed=seed + index)
-        frames = [obs["views"][camera]]
-        for _ in range(50):
-            state = obs["state"]
-            action = np.clip(10.0 * (state["desired_goal"] - state["achieved_goal"]), -1, 1)
-            obs, _, terminated, truncated, info = env.step(action)
-            frames.append(obs["views"][camera])
-            if info["is_success"]:
-                frames += [obs["views"][camera]] * 3
-                break
-        name = f"reach_{index:02d}"
-        write_video(folder / f"{name}_{camera}.mp4", frames, fps=25)
-        entries.append({"name": name, "task": {"instruction": "move the gripper to the target"},
-                        "views": {camera: f"{name}_{camera}.mp4"}, "outcome": "success", "split": "fit"})
-    env.close()
-    (folder / "episodes.json").write_text(json.dumps({"format": MANIFEST_FORMAT, "episodes": entries}))
+    results: Path = ROOT / "sim" / "results" / "rl_sweep.json"
+    """the committed results file (finished runs are added to it)"""
+    out: Path = Path("runs/sweep")
+    """working folder: demos, fitted models, run folders (eval.csv, final model)"""
+    tasks: tuple[str, ...] = ()
+    """task names to run (default: all of TASKS)"""
+    rows: tuple[str, ...] = ()
+    """row names to run (default: all of ROWS)"""
+    seeds: int = 3
+    """seeds per task and row"""
+    steps: int = 15_000
+    """agent steps per run"""
+    eval_every: int = 1_000
+    """agent steps between evaluations"""
+    eval_episodes: int = 10
+    """episodes per evaluation (success = the simulator's flag at any step)"""
+    action_repeat: int = 2
+    """simulator steps per agent step (TD-MPC2's Meta-World setting)"""
+    image_size: int = 64
+    """rendered view side in pixels (the progress model's input; one view, no shadows)"""
+    demo_episodes: int = 10
+    """successful demonstrations in the demo buffer and for the perceptual model"""
+    perturbed_episodes: int = 2
+    """failed (perturbed) recordings in the dataset, left out of the demo buffer"""
+    utd_ratio: int = 1
+    """critic updates per agent step"""
+    n_critics: int = 2
+    """critic ensemble size"""
+    gamma: float = 0.99
+    """learner and shaping discount per agent step"""
+    bc_weight: float = 0.4
+    """β of the learner's behaviour-cloning term on the demos (TD3+BC's α = 2.5; rows without
+    demos have none)"""
+    workers: int = 1
+    """runs at once (one process each, one torch thread each)"""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """further TrainArgs fields for every run"""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings every run of one results file shares."""
+        keys = ("steps", "eval_every", "eval_episodes", "action_repeat", "image_size", "demo_episodes",
+                "utd_ratio", "n_critics", "gamma", "bc_weight")
+        return {**{k: getattr(self, k) for k in keys}, "extra": self.extra}
 
 
-def reward_model_for(spec: TaskSpec, out: Path, size: int) -> Path:
-    """Record 5 scripted demos with the training camera and fit a perceptual model on them."""
-    model = out / "models" / f"{spec.task}.pt"
-    if model.is_file():
-        return model
-    demos = out / "demos" / spec.task
-    if spec.backend == "metaworld":
-        subprocess.run([sys.executable, str(ROOT / "datasets/metaworld_sample/make_sample.py"), "--task", spec.task,
-                        "--instruction", spec.instruction, "--cameras", spec.camera, "--size", str(size),
-                        "--fit-successes", "5", "--eval-successes", "0", "--partials", "0", "--failures", "0",
-                        "--no-shadows", "--out", str(demos), "--overwrite"], check=True)
-    else:
-        demos.mkdir(parents=True, exist_ok=True)
-        record_panda_reach_demos(demos, spec.camera, size, episodes=5, seed=1000)
-    if cli(["fit", "perceptual", "--demos", str(demos), "--out", str(model), "--overwrite"]) != 0:
-        raise SystemExit(f"fitting the reward model for {spec.task} failed")
-    return model
+def run_key(spec: TaskSpec, row: Row, seed: int) -> str:
+    return f"{spec.task}/{row.name}/seed{seed}"
 
 
-def run_one(spec: TaskSpec, variant: str, seed: int, model: Path, out: Path, steps: int, size: int) -> Path:
-    folder = out / "runs" / spec.task / variant / f"seed{seed}"
-    if (folder / "final_model.zip").is_file():
+def load_results(path: Path, args: SweepArgs) -> dict[str, Any]:
+    """The results file, created empty for these settings; refuses one made with others."""
+    if not path.is_file():
+        return {"settings": args.fingerprint(), "runs": {}}
+    results = json.loads(path.read_text())
+    if results["settings"] != args.fingerprint():
+        raise SystemExit(f"{path} holds runs made with {results['settings']}, not {args.fingerprint()}: "
+                         "give another --results file or the same settings")
+    return results
+
+
+def save_results(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+
+# 1. Per task: demonstrations and the two camera reward models, made once and cached.
+
+def record_demos(spec: TaskSpec, args: SweepArgs) -> Path:
+    """A LeRobot dataset of the scripted expert's successful episodes plus a few perturbed ones."""
+    folder = args.out / "demos" / spec.task
+    if (folder / "meta" / "info.json").is_file():
         return folder
-    train(TrainArgs(
-        backend=spec.backend, task=spec.task, instruction=spec.instruction, cameras=(spec.camera,),
-        image_size=size, max_episode_steps=spec.max_episode_steps, reward=variant,
-        reward_model=str(model) if variant in ("shaped", "progress") else None, total_steps=steps,
-        learning_starts=min(1_000, steps // 4), eval_every=max(steps // 4, 1), eval_episodes=5,
-        checkpoint_every=steps, record_video=False, seed=seed, out=str(folder), progress_bar=False,
-        shadows=False,
-    ))
+    command = [sys.executable, str(RECORDER), "--backend", spec.backend, "--tasks", spec.task,
+               "--cameras", *spec.cameras, "--size", str(args.image_size), "--successes", str(args.demo_episodes),
+               "--failures", str(args.perturbed_episodes), "--action-repeat", str(args.action_repeat),
+               "--max-steps", str(spec.max_episode_steps), "--vcodec", "h264", "--no-shadows", "--out", str(folder),
+               "--repo-id", f"robo_reward/sweep_{spec.task}"]
+    subprocess.run(command, check=True)
     return folder
 
 
-def summarise(out: Path, specs: tuple[TaskSpec, ...], seeds: int, docs: Path | None) -> str:
-    lines = ["| task | reward | steps | success rate (mean ± std over seeds) | best eval | wall-clock per run |",
-             "|---|---|---|---|---|---|"]
-    fig, axes = plt.subplots(1, len(specs), figsize=(4.5 * len(specs), 3.2), squeeze=False)
-    for ax, spec in zip(axes[0], specs):
-        for variant in VARIANTS:
-            logs = [read_eval_log(out / "runs" / spec.task / variant / f"seed{s}") for s in range(seeds)
-                    if (out / "runs" / spec.task / variant / f"seed{s}" / "eval.csv").is_file()]
-            if not logs:
+def fit_models(spec: TaskSpec, demos: Path, args: SweepArgs) -> dict[str, Path]:
+    """``progress``: the ML45 checkpoint adapted on the first demo (Meta-World; panda-gym's
+    robot and views are not ML45's: fitted from scratch on the demos); ``perceptual``: fitted
+    on all the successful demos."""
+    from robo_reward.cli import main as cli
+
+    models = args.out / "models" / spec.task
+    one_demo = args.out / "demos" / f"{spec.task}-one"
+    paths = {"progress": models / "progress.pt", "perceptual": models / "perceptual.pt"}
+    if not paths["progress"].is_file() and spec.backend == "metaworld":
+        _one_episode_dataset(demos, one_demo)
+        _cli(cli, ["fit", "progress", "--init", str(DEFAULT_MODEL), "--lerobot", str(one_demo),
+                   "--task", spec.instruction, "--out", str(paths["progress"]), "--overwrite"])
+    elif not paths["progress"].is_file():
+        _cli(cli, ["fit", "progress", "--lerobot", str(demos), "--task", spec.instruction,
+                   "--out", str(paths["progress"]), "--overwrite"])
+    if not paths["perceptual"].is_file():
+        _cli(cli, ["fit", "perceptual", "--lerobot", str(demos), "--task", spec.instruction,
+                   "--out", str(paths["perceptual"]), "--overwrite"])
+    return paths
+
+
+def _one_episode_dataset(demos: Path, out: Path) -> None:
+    """A copy of ``demos`` whose outcomes mark every episode but the first as not a demo
+    (videos hard-linked): ``fit --lerobot`` then adapts on exactly one demonstration."""
+    import shutil
+
+    from robo_reward.data.lerobot import RECORDED_EPISODES
+
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(demos, out, copy_function=os.link)
+    sidecar = out / RECORDED_EPISODES
+    recorded = json.loads(sidecar.read_text())
+    first = min(e["episode_index"] for e in recorded["episodes"] if e["outcome"] == "success")
+    for episode in recorded["episodes"]:
+        if episode["episode_index"] != first:
+            episode["outcome"] = "failure" if episode["outcome"] == "failure" else "partial"
+    sidecar.unlink()  # a hard link of the input's file: never written through
+    sidecar.write_text(json.dumps(recorded, indent=1) + "\n")
+
+
+def _cli(cli: Any, argv: list[str]) -> None:
+    if cli(argv) != 0:
+        raise SystemExit(f"robo-reward {' '.join(argv)} failed")
+
+
+# 2. One run: RLPD with one row's reward, on one seed.
+
+def train_args(spec: TaskSpec, row: Row, seed: int, demos: Path, models: dict[str, Path], args: SweepArgs):
+    from robo_reward.rl.train import TrainArgs
+
+    return replace(TrainArgs(
+        backend=spec.backend, task=spec.task, instruction=spec.instruction, cameras=spec.cameras,
+        image_size=args.image_size, shadows=False, max_episode_steps=spec.max_episode_steps,
+        action_repeat=args.action_repeat, reward=row.reward,
+        reward_model=str(models[row.model]) if row.model else None, algo="rlpd", total_steps=args.steps,
+        gamma=args.gamma, learning_starts=1_000 if not row.demos else 500, eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes, record_video=False, checkpoint_every=args.steps, seed=seed,
+        demos=str(demos) if row.demos else None, demo_episodes=args.demo_episodes, utd_ratio=args.utd_ratio,
+        n_critics=args.n_critics, bc_weight=args.bc_weight if row.demos else 0.0, out=str(args.out / "runs" / spec.task / row.name / f"seed{seed}"),
+        progress_bar=False,
+    ), **args.extra)
+
+
+def run_one(train_args: Any) -> dict[str, Any]:
+    """Train (in a worker process) and return the run's record for the results file."""
+    from robo_reward.rl.train import read_eval_log, train
+
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    out = train(train_args)
+    rows = read_eval_log(out)
+    return {
+        "steps": [int(r["steps"]) for r in rows],
+        "success_rate": [r["success_rate"] for r in rows],
+        "wall_clock_s": round(time.perf_counter() - started, 1),
+        "load_at_start": round(load, 2),
+        "machine": f"{platform.node()} {os.cpu_count()} cpus",
+        "config": {k: v for k, v in asdict(train_args).items() if k not in ("out", "progress_bar")},
+    }
+
+
+def sweep(args: SweepArgs) -> None:
+    specs = [s for s in TASKS if not args.tasks or s.task in args.tasks]
+    rows = [r for r in ROWS if not args.rows or r.name in args.rows]
+    results = load_results(args.results, args)
+    todo = []
+    for spec in specs:
+        wanted = [(row, seed) for row in rows for seed in range(args.seeds)
+                  if run_key(spec, row, seed) not in results["runs"]]
+        if not wanted:
+            continue
+        demos = record_demos(spec, args)
+        models = fit_models(spec, demos, args) if any(row.model for row, _ in wanted) else {}
+        todo += [(seed, run_key(spec, row, seed), train_args(spec, row, seed, demos, models, args))
+                 for row, seed in wanted]
+    # seed by seed: an interrupted sweep has every row of every task at the same number of seeds
+    todo = [(key, config) for _, key, config in sorted(todo, key=lambda item: item[0])]
+    print(f"{len(todo)} runs to do, {len(results['runs'])} already in {args.results}", flush=True)
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        futures = {pool.submit(run_one, config): key for key, config in todo}
+        for done, future in enumerate(as_completed(futures), 1):
+            key = futures[future]
+            results["runs"][key] = future.result()
+            save_results(args.results, results)
+            record = results["runs"][key]
+            elapsed = time.perf_counter() - started
+            print(f"[{done}/{len(todo)}] {key}: success {record['success_rate'][-1]:.2f} at {record['steps'][-1]} "
+                  f"steps, {record['wall_clock_s'] / 60:.1f} min; about {elapsed / done * (len(todo) - done) / 60:.0f} "
+                  "min left", flush=True)
+
+
+# 3. The report: table and plot from the results file alone.
+
+def curves(results: dict[str, Any], spec: TaskSpec, row: Row) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """(steps, success (seeds, evals), wall-clock per run) of one task and row, truncated to
+    the evaluations every seed has."""
+    runs = [r for k, r in sorted(results["runs"].items()) if k.startswith(f"{spec.task}/{row.name}/seed")]
+    if not runs:
+        return np.zeros(0), np.zeros((0, 0)), []
+    length = min(len(r["steps"]) for r in runs)
+    steps = np.array(runs[0]["steps"][:length])
+    return steps, np.array([r["success_rate"][:length] for r in runs]), [r["wall_clock_s"] for r in runs]
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    """Student-t 95 % interval of the mean over seeds (the mean itself for one seed)."""
+    from scipy import stats
+
+    if len(values) < 2:
+        return float(values.mean()), float(values.mean())
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(max(values.mean() - half, 0.0)), float(min(values.mean() + half, 1.0))
+
+
+def steps_to(steps: np.ndarray, success: np.ndarray, level: float = 0.8) -> int | None:
+    """The first evaluation at which the success rate, mean over seeds, reaches ``level``."""
+    reached = np.flatnonzero(success.mean(axis=0) >= level)
+    return int(steps[reached[0]]) if len(reached) else None
+
+
+def report(results: dict[str, Any], figure: Path | None) -> str:
+    """The markdown table of every task and row with runs, and (optionally) the plot."""
+    budget = results["settings"]["steps"]
+    header = (f"| task | reward | seeds | success at {budget // 1000} k steps, mean [95% CI] | steps to 80 % "
+              "| wall-clock per run |")
+    lines = [header, "|---|---|---|---|---|---|"]
+    specs = [s for s in TASKS if any(k.startswith(f"{s.task}/") for k in results["runs"])]
+    if figure is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, max(len(specs), 1), figsize=(4.6 * max(len(specs), 1), 3.4), squeeze=False)
+    for index, spec in enumerate(specs):
+        for row in ROWS:
+            steps, success, wall = curves(results, spec, row)
+            if not len(steps):
                 continue
-            length = min(len(log) for log in logs)
-            steps = np.array([row["steps"] for row in logs[0][:length]])
-            rates = np.array([[row["success_rate"] for row in log[:length]] for log in logs])
-            ax.plot(steps, rates.mean(0), label=variant)
-            ax.fill_between(steps, rates.mean(0) - rates.std(0), rates.mean(0) + rates.std(0), alpha=0.15)
-            final = rates[:, -1]
-            wall = np.mean([log[length - 1]["wall_clock_s"] for log in logs])
-            lines.append(f"| {spec.task} | {variant} | {int(steps[-1])} | {final.mean():.2f} ± {final.std():.2f} "
-                         f"(n={len(logs)}) | {rates.max():.2f} | {wall / 60:.1f} min |")
-        ax.set_title(spec.task, fontsize=9)
-        ax.set_xlabel("env steps")
-        ax.set_ylim(-0.05, 1.05)
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("simulator success rate")
-    fig.tight_layout()
-    figure = (docs.parent if docs else out) / "sim_results.png"
-    fig.savefig(figure, dpi=90)
-    plt.close(fig)
+            low, high = interval(success[:, -1])
+            reached = steps_to(steps, success)
+            lines.append(f"| {spec.task} | {row.label} | {len(success)} | {success[:, -1].mean():.2f} "
+                         f"[{low:.2f}, {high:.2f}] at {steps[-1] // 1000} k | "
+                         f"{f'{reached // 1000} k' if reached else f'not within {steps[-1] // 1000} k'} | "
+                         f"{np.mean(wall) / 60:.1f} min |")
+            if figure is not None:
+                ax = axes[0][index]
+                bands = np.array([interval(success[:, j]) for j in range(success.shape[1])])
+                ax.plot(steps / 1000, success.mean(axis=0), label=row.label)
+                ax.fill_between(steps / 1000, bands[:, 0], bands[:, 1], alpha=0.15)
+        if figure is not None:
+            ax = axes[0][index]
+            ax.set_title(spec.task, fontsize=9)
+            ax.set_xlabel("agent steps (k)")
+            ax.set_ylim(-0.05, 1.05)
+            ax.legend(fontsize=6)
+    if figure is not None:
+        axes[0][0].set_ylabel("simulator success rate")
+        fig.tight_layout()
+        with atomic_path(figure) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+        plt.close(fig)
     return "\n".join(lines)
+
+
+def results_digest(path: Path) -> str:
+    """A short hash of the results file, printed with the report so a table names its data."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+# 4. A rollout video of a finished run, with the reward model's progress curve.
+
+def rollout_video(args: SweepArgs, task: str, row_name: str, seed: int) -> Path:
+    """Replay a finished run's final policy once, rendering its camera, and write the
+    episode with the progress model's curve (the model the camera rows are judged by)."""
+    from robo_reward.models import load_model
+    from robo_reward.rl.callbacks import run_episode, write_rollout
+    from robo_reward.rl.rlpd import RLPD
+    from robo_reward.rl.train import make_camera_env
+    from robo_reward.types import Task
+
+    spec = next(s for s in TASKS if s.task == task)
+    row = next(r for r in ROWS if r.name == row_name)
+    demos = args.out / "demos" / spec.task
+    models = fit_models(spec, demos, args)
+    config = train_args(spec, row, seed, demos, models, args)
+    learner = RLPD.load(Path(config.out) / "final_model.zip", device="cpu")
+    env = make_camera_env(config, seed + 10_000, render=True)
+    frames, _, succeeded = run_episode(env, learner, record=True)
+    path = args.out / "videos" / f"{task}_{row_name}_seed{seed}_{'success' if succeeded else 'failure'}.mp4"
+    write_rollout(path, frames, load_model(str(models["progress"])), Task(spec.instruction))
+    env.close()
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/experiments"))
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every task's step budget")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--tasks", nargs="*", help="task names to run (default: all)")
-    parser.add_argument("--docs", type=Path, help="write the table into this markdown file's results block")
-    args = parser.parse_args()
-
-    specs = tuple(s for s in TASKS if not args.tasks or s.task in args.tasks)
-    started = time.perf_counter()
-    for spec in specs:
-        model = reward_model_for(spec, args.out, args.image_size)
-        for variant in VARIANTS:
-            for seed in range(args.seeds):
-                steps = max(int(spec.steps * args.steps_scale), 100)
-                print(f"[{time.perf_counter() - started:7.0f} s] {spec.task} {variant} seed {seed}", flush=True)
-                run_one(spec, variant, seed, model, args.out, steps, args.image_size)
-    table = summarise(args.out, specs, args.seeds, args.docs)
-    print(table)
-    print(f"total wall-clock {(time.perf_counter() - started) / 60:.1f} min")
-    if args.docs:
-        text = args.docs.read_text()
-        begin, end = "<!-- results:begin -->", "<!-- results:end -->"
-        head, _, rest = text.partition(begin)
-        _, _, tail = rest.partition(end)
-        with atomic_path(args.docs) as tmp:
-            tmp.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
+    defaults = SweepArgs()
+    parser.add_argument("--results", type=Path, default=defaults.results)
+    parser.add_argument("--out", type=Path, default=defaults.out)
+    parser.add_argument("--tasks", nargs="*", default=[])
+    parser.add_argument("--rows", nargs="*", default=[], choices=[r.name for r in ROWS])
+    for name in ("seeds", "steps", "eval_every", "eval_episodes", "action_repeat", "image_size",
+                 "demo_episodes", "utd_ratio", "n_critics", "workers"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--bc-weight", type=float, default=defaults.bc_weight)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="a further TrainArgs field for every run, e.g. --set backup_entropy=true")
+    parser.add_argument("--report", action="store_true", help="only write the table (and plot) from --results")
+    parser.add_argument("--docs", type=Path, help="with --report: write the table into this markdown file")
+    parser.add_argument("--video", nargs=3, metavar=("TASK", "ROW", "SEED"),
+                        help="write a rollout video of a finished run (runs/sweep/videos/…)")
+    parsed = parser.parse_args()
+    args = SweepArgs(results=parsed.results, out=parsed.out, tasks=tuple(parsed.tasks), rows=tuple(parsed.rows),
+                     extra={k: json.loads(v) for k, v in (item.split("=", 1) for item in parsed.set)},
+                     bc_weight=parsed.bc_weight,
+                     **{name: getattr(parsed, name) for name in ("seeds", "steps", "eval_every", "eval_episodes",
+                                                                 "action_repeat", "image_size", "demo_episodes",
+                                                                 "utd_ratio", "n_critics", "workers")})
+    if parsed.video:
+        task, row, seed = parsed.video
+        print(rollout_video(args, task, row, int(seed)))
+        return
+    if not parsed.report:
+        sweep(args)
+    results = json.loads(args.results.read_text())
+    figure = (parsed.docs.parent / "sim_rl_sweep.png") if parsed.docs else None
+    table = report(results, figure)
+    print(f"results {args.results} (sha256 {results_digest(args.results)})\n{table}")
+    if parsed.docs:
+        write_marked_block(parsed.docs, DOCS_BLOCK, table)
 
 
 if __name__ == "__main__":

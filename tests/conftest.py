@@ -119,3 +119,23 @@ def serve():
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def recorder():
+    """The LeRobot demo recipe, datasets/metaworld_demos/record_lerobot.py, as a module."""
+    import importlib.util
+    import sys
+
+    pytest.importorskip("gymnasium")
+    import robo_reward.envs  # noqa: F401  (picks MUJOCO_GL before mujoco loads)
+
+    pytest.importorskip("metaworld")
+    pytest.importorskip("panda_gym")
+    pytest.importorskip("lerobot")
+    path = Path(__file__).resolve().parents[1] / "datasets" / "metaworld_demos" / "record_lerobot.py"
+    spec = importlib.util.spec_from_file_location("record_lerobot", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

@@ -197,3 +197,24 @@ def test_camera_info_unknown_name_and_render_before_reset():
             env.render()
     finally:
         env.close()
+
+
+def test_the_first_observation_after_a_reset_shows_this_episodes_objects():
+    """Meta-World moves a task's objects by editing the model after its last mj_forward; the
+    reset recomputes the kinematics, so the first state and frame are this episode's."""
+    import mujoco
+
+    from robo_reward.envs.metaworld import expert_policy, make_metaworld_env
+
+    env = make_metaworld_env("drawer-open-v3", ("corner",), 32, max_path_length=200)
+    obs, _ = env.reset(seed=0)
+    policy = expert_policy("drawer-open-v3")
+    for _ in range(60):  # open the drawer, so that a stale scene would differ
+        obs, *_ = env.step(np.clip(policy.get_action(obs["state"]), -1, 1))
+    obs, _ = env.reset(seed=1)
+    inner = env.unwrapped
+    mujoco.mj_forward(inner.model, inner.data)
+    np.testing.assert_allclose(obs["state"][4:7], inner._get_pos_objects()[:3], atol=1e-9)
+    np.testing.assert_array_equal(obs["views"]["corner"], env.rig.render("corner"))
+    np.testing.assert_array_equal(obs["state"][:18], obs["state"][18:36])  # Meta-World's first frame stack
+    env.close()

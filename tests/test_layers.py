@@ -17,7 +17,7 @@ PACKAGE = Path(robo_reward.__file__).parent
 #: layer only without a cycle). The first matching prefix decides a module's layer.
 LAYERS: list[tuple[str, ...]] = [
     ("robo_reward.errors", "robo_reward.atomic"),
-    ("robo_reward.types", "robo_reward.assets"),
+    ("robo_reward.types", "robo_reward.assets", "robo_reward.geometry", "robo_reward.keypoint_spec"),
     ("robo_reward.fusion", "robo_reward.metrics", "robo_reward.shaping", "robo_reward.sync",
      "robo_reward.interfaces"),
     ("robo_reward.models",),

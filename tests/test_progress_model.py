@@ -4,6 +4,7 @@ Meta-World scene at 32×32, tiny configurations, real forward and backward passe
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from robo_reward.data.video import write_video
 from robo_reward.errors import ConfigError, InputError
 from robo_reward.labeling import LabelConfig, label_episode
 from robo_reward.models import load_model
+from robo_reward.models.progress import ProgressRewardModel
 from robo_reward.types import EpisodeContext, FrameBatch, Task
 
 pytest.importorskip("sentence_transformers")
@@ -187,6 +189,26 @@ def test_fit_command_trains_and_adapts_from_one_demo(toy_demos, tmp_path, capsys
     assert len(model.history) == len(load_model(base).history) + 4
     assert main(["fit", "progress", "--init", str(base), "--demos", str(one), "--out", str(tmp_path / "x.pt"),
                  "--option", "dim=64"]) != 0
+
+
+def test_adapting_on_fewer_views_scores_only_those(trained, tmp_path):
+    """A model adapted (fit --init) on demos of one of its views expects and scores only
+    that view, so a simulator need render no other; the choice survives a save."""
+    one = tmp_path / "one"
+    one.mkdir()
+    front_only = {"front": write_episode(one, "new", 24)["front"]}
+    write_manifest(one, [{"name": "new", "views": front_only, "task": {"instruction": SQUARE_TASK},
+                          "outcome": "success"}])
+    adapted = ProgressRewardModel.from_state(trained.config, trained.state_dict())
+    adapted.config = replace(adapted.config, adapt_steps=3)
+    adapted.fit(load_manifest(one))
+    assert adapted.expected_views == ("front",) and set(trained.expected_views) == {"front", "side", "corner",
+                                                                                     "topview"}
+    batch = square_batch()
+    scores = adapted.score(batch, Task(SQUARE_TASK), EpisodeContext(first=batch.select(np.arange(1))))
+    assert np.isfinite(scores.per_view["front"]).all() and np.isnan(scores.per_view["side"]).all()
+    adapted.save(tmp_path / "adapted.pt")
+    assert load_model(tmp_path / "adapted.pt").expected_views == ("front",)
 
 
 def test_frozen_open_clip_towers_train_and_score(tiny_clip_arch, toy_demos):

@@ -22,7 +22,8 @@ EXAMPLES = """\
   robo-reward fit progress --bag demo.mcap --view front=/cam/front/image_raw --task "pick the cup" --out models/cup.pt
 
 The inputs are those of `robo-reward label`; from --episodes only the successful episodes are
-demos (--demos is another name for --episodes), from --view, --lerobot and --bag every episode is.
+demos (--demos is another name for --episodes), from --lerobot those not recorded as partial or
+failure in its meta/robo_reward_episodes.json, from --view and --bag every episode is.
 """
 
 

@@ -280,6 +280,7 @@ def open_lerobot(source: str | Path, task: Task | None = None, download_root: Pa
     dtypes = {key: meta.features[key]["dtype"] for key in cameras.values()}
     rows = _episode_rows(root, meta.data_path, meta.episodes, pq)
     task_text = meta.tasks.reset_index().set_index("task_index").iloc[:, 0].to_dict()
+    outcomes = recorded_outcomes(root)
     episodes = []
     for record in meta.episodes:
         index = int(record["episode_index"])
@@ -305,12 +306,31 @@ def open_lerobot(source: str | Path, task: Task | None = None, download_root: Pa
                 video_spans=spans,
                 data_file=root / meta.get_data_file_path(index),
                 fps=float(meta.fps),
+                outcome=outcomes.get(index),
                 metadata={"dataset": str(root), "repo_id": repo_id},
             )
         )
     if not episodes:
         raise InputError(f"{root}: the dataset has no episodes")
     return episodes
+
+
+RECORDED_EPISODES = "meta/robo_reward_episodes.json"
+"""Per-episode facts the demo recipe (datasets/metaworld_demos/record_lerobot.py) records
+beside a dataset: ``{"episodes": [{"episode_index", "outcome", …}], …}``."""
+
+
+def recorded_outcomes(root: Path) -> dict[int, str]:
+    """episode_index → outcome (success | partial | failure) from the dataset's
+    :data:`RECORDED_EPISODES`, empty where it has none."""
+    path = root / RECORDED_EPISODES
+    if not path.is_file():
+        return {}
+    try:
+        records = json.loads(path.read_text())["episodes"]
+        return {int(r["episode_index"]): str(r["outcome"]) for r in records if r.get("outcome")}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a list of episodes with episode_index and outcome ({exc})") from exc
 
 
 def _episode_rows(root: Path, data_path: str, records: Any, pq: Any) -> dict[int, pd.DataFrame]:

@@ -141,7 +141,8 @@ class LeRobotDataset:
 
         group.add_argument("--lerobot", metavar="PATH|REPO_ID",
                            help="a LeRobot v3.0 dataset folder, or a Hub repo id (needs a network)"
-                                + ("" if labeling else "; every episode is a demo"))
+                                + ("" if labeling else "; every episode is a demo, except those its "
+                                   "meta/robo_reward_episodes.json records as partial or failure"))
         group.add_argument("--lerobot-root", type=Path, metavar="DIR",
                            help="where a Hub repo id is downloaded (default: LeRobot's cache)")
         if not labeling:
@@ -160,7 +161,9 @@ class LeRobotDataset:
     def open(self, args: argparse.Namespace, outcomes: Sequence[str] | None = None) -> list[Episode]:
         from robo_reward.data.lerobot import open_lerobot
 
-        return list(open_lerobot(args.lerobot, task=task_from_args(args, ""), download_root=args.lerobot_root))
+        episodes = open_lerobot(args.lerobot, task=task_from_args(args, ""), download_root=args.lerobot_root)
+        # an episode of unknown outcome is kept: a dataset without outcomes is all demos
+        return [e for e in episodes if outcomes is None or e.outcome is None or e.outcome in outcomes]
 
     def sinks(self, args: argparse.Namespace, episodes: list[Episode]) -> list[Sink]:
         from robo_reward.data.lerobot import LeRobotSink

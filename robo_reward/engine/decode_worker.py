@@ -45,7 +45,7 @@ def _write_batch(batch: FrameBatch, path: Path) -> dict[str, Any]:
         handle.writelines(np.ascontiguousarray(images).data for images in batch.views.values())
     return {"views": [(name, images.shape) for name, images in batch.views.items()],
             "timestamps_ns": batch.timestamps_ns, "frame_index": batch.frame_index, "state": batch.state,
-            "view_valid": batch.view_valid, "source": batch.source}
+            "view_valid": batch.view_valid, "source": batch.source, "depth": batch.depth}
 
 
 def _read_batch(path: Path, meta: dict[str, Any]) -> FrameBatch:
@@ -56,7 +56,8 @@ def _read_batch(path: Path, meta: dict[str, Any]) -> FrameBatch:
         views[name] = pixels[offset : offset + size].reshape(shape)
         offset += size
     return FrameBatch(views=views, timestamps_ns=meta["timestamps_ns"], frame_index=meta["frame_index"],
-                      state=meta["state"], view_valid=meta["view_valid"], source=meta["source"])
+                      state=meta["state"], view_valid=meta["view_valid"], source=meta["source"],
+                      depth=meta["depth"])
 
 
 def decode_job(episodes: Sequence[Episode], batch_size: int, sampling: Sampling, passes: int, folder: Path,

@@ -9,14 +9,8 @@ and returns them next to the environment's own observation::
 The simulator-specific part is a :class:`CameraRig` (MuJoCo in
 :mod:`robo_reward.envs.metaworld`, PyBullet in :mod:`robo_reward.envs.panda`).
 
-Calibration follows the OpenCV pinhole convention:
-
-* pixel coordinates ``(u, v)``: ``u`` to the right, ``v`` down, the centre of the
-  top-left pixel at ``(0, 0)`` (so the image centre is ``((W-1)/2, (H-1)/2)``);
-* camera frame: ``x`` right, ``y`` down, ``z`` forward along the optical axis, metres;
-* ``intrinsics`` ``K`` (3, 3) maps camera-frame points to pixels:
-  ``[u, v, 1]ᵀ ∝ K [x, y, z]ᵀ``;
-* ``extrinsics`` (4, 4) is the world-from-camera pose: ``p_world = E @ [p_cam, 1]``.
+Calibration (:class:`~robo_reward.geometry.CameraInfo`, re-exported here) follows the
+OpenCV pinhole convention described in :mod:`robo_reward.geometry`.
 """
 
 from __future__ import annotations
@@ -27,7 +21,6 @@ import glob
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -35,6 +28,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robo_reward.errors import ConfigError, InputError
+from robo_reward.geometry import CameraInfo
 
 #: Rotation from an OpenGL-style camera frame (x right, y up, looking along -z) to OpenCV's.
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
@@ -56,50 +50,6 @@ def choose_mujoco_gl() -> str:
         elif ctypes.util.find_library("OSMesa"):
             os.environ["MUJOCO_GL"] = "osmesa"
     return os.environ.get("MUJOCO_GL", "")
-
-
-@dataclass(frozen=True)
-class CameraInfo:
-    """Calibration of one rendered camera (OpenCV convention, see the module docstring).
-
-    Attributes:
-        intrinsics: (3, 3) float64 pinhole matrix ``K`` in pixels.
-        extrinsics: (4, 4) float64 world-from-camera pose, metres.
-        width: image width in pixels.
-        height: image height in pixels.
-    """
-
-    intrinsics: np.ndarray
-    extrinsics: np.ndarray
-    width: int
-    height: int
-
-    @property
-    def camera_from_world(self) -> np.ndarray:
-        """(4, 4) float64 inverse of :attr:`extrinsics`."""
-        rotation, position = self.extrinsics[:3, :3], self.extrinsics[:3, 3]
-        inverse = np.eye(4)
-        inverse[:3, :3] = rotation.T
-        inverse[:3, 3] = -rotation.T @ position
-        return inverse
-
-    def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Project world points into the image.
-
-        Args:
-            points_world: (N, 3) or (3,) positions in metres, world frame.
-
-        Returns:
-            ``(uv, depth)``: (N, 2) float64 pixel coordinates and (N,) float64 depth along
-            the optical axis in metres (negative: behind the camera, ``uv`` meaningless).
-        """
-        points = np.atleast_2d(np.asarray(points_world, dtype=np.float64))
-        camera = points @ self.camera_from_world[:3, :3].T + self.camera_from_world[:3, 3]
-        depth = camera[:, 2]
-        pixels = camera @ self.intrinsics.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uv = pixels[:, :2] / depth[:, None]
-        return uv, depth
 
 
 def intrinsics_from_fovy(fovy_deg: float, width: int, height: int) -> np.ndarray:

@@ -36,6 +36,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robo_reward.envs.action_repeat import ActionRepeat
 from robo_reward.envs.cameras import (
     OPENGL_TO_OPENCV,
     CameraInfo,
@@ -68,14 +69,24 @@ class SeededMetaWorld(gym.Wrapper):
 
     Meta-World's own ``reset`` ignores ``seed``; here the seed fixes the random object and
     goal positions of that episode (and of the unseeded resets that follow).
+
+    Meta-World's tasks move their objects by editing the model (``body_pos``) after its
+    last ``mj_forward``, so the first observation and the first rendered frame of an
+    episode showed the objects where the previous episode left them (the drawer-open
+    handle 9 cm off). Here the kinematics are recomputed and the first observation is
+    taken again, as Meta-World builds it (the current state twice, then the goal).
     """
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        env = self.env.unwrapped
         if seed is not None:
-            self.env.unwrapped.seed(seed)
-        return self.env.reset(options=options)
+            env.seed(seed)
+        _, info = self.env.reset(options=options)
+        mujoco.mj_forward(env.model, env.data)
+        env._prev_obs = env._get_curr_obs_combined_no_goal()
+        return env._get_obs().astype(np.float64), info
 
 
 def metaworld_task_env(task: str, goal_observable: bool = True, max_path_length: int = 500) -> gym.Env:
@@ -175,6 +186,7 @@ def make_metaworld_env(
     goal_observable: bool = True,
     max_path_length: int = 500,
     shadows: bool = True,
+    action_repeat: int = 1,
 ) -> MultiCameraWrapper:
     """A Meta-World v3 task whose observations carry camera views.
 
@@ -188,6 +200,9 @@ def make_metaworld_env(
         goal_observable: see :func:`metaworld_task_env`.
         max_path_length: see :func:`metaworld_task_env`.
         shadows: render shadows and reflections (off: faster in software GL).
+        action_repeat: simulator steps per agent step (:class:`ActionRepeat`, inside the
+            camera wrapper: views are rendered once per agent step). ``max_path_length``
+            counts simulator steps.
 
     Returns:
         a :class:`MultiCameraWrapper`; ``obs["state"]`` is the (39,) float64 state,
@@ -198,6 +213,8 @@ def make_metaworld_env(
     if isinstance(cameras, str):
         cameras = (cameras,)
     env = metaworld_task_env(task, goal_observable, max_path_length)
+    if action_repeat != 1:
+        env = ActionRepeat(env, action_repeat)
     try:
         rig = MujocoCameraRig(env.unwrapped.model, env.unwrapped.data, cameras, height, width, shadows)
     except Exception:

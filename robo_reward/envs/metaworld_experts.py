@@ -90,20 +90,24 @@ class ScriptedPolicy:
             state[[4, -3]] += self.spec["offset"]  # first object's x, goal's x
         action = np.asarray(self.expert.get_action(state), dtype=np.float32)
         if kind == "noise":
-            action = np.clip(action + self.rng.normal(0.0, self.spec["sigma"], 4), -1.0, 1.0).astype(np.float32)
+            action = action + self.rng.normal(0.0, self.spec["sigma"], 4).astype(np.float32)
+        # the experts' raw actions leave [-1, 1] (up to ~10); the env clips them, so the
+        # clipped action is the one executed — and the one a learner can imitate
+        action = np.clip(action, -1.0, 1.0)
         self.last = action
         return action
 
 
 @dataclass
 class Transition:
-    """One env step of a scripted rollout.
+    """One env step of a scripted rollout (an agent step where the env repeats actions).
 
     Attributes:
         obs: the observation the action was chosen from (the env's, e.g. a state array or
             ``{"state", "views"}`` dict).
         action: (4,) float32 action taken.
-        reward: Meta-World's reward for the step.
+        reward: the env's reward for the step (summed over its simulator steps under
+            :class:`~robo_reward.envs.action_repeat.ActionRepeat`).
         success: whether ``info["success"]`` is true after the step.
         progress: the object's progress toward the goal after the step,
             1 − distance / distance after the first step (0 closed … ≈0.93 at success
@@ -125,7 +129,9 @@ def scripted_rollout(
 ) -> Iterator[Transition]:
     """Reset ``env`` with ``seed`` and step it with :class:`ScriptedPolicy` ``spec``.
 
-    ``env`` is a Meta-World env from :func:`metaworld_task_env` or :func:`make_metaworld_env`.
+    ``env`` is a Meta-World env from :func:`metaworld_task_env` (optionally in
+    :class:`~robo_reward.envs.action_repeat.ActionRepeat`: a step is then an agent step, and
+    ``info`` is its last simulator step's) or :func:`make_metaworld_env`.
     Yields up to ``max_steps`` transitions, fewer if ``stop_on_success`` and the task
     succeeds (the successful step is yielded) or the episode is truncated.
     """

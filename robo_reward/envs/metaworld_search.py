@@ -58,7 +58,9 @@ def find_scripted_episode(
       task measures it).
 
     Args:
-        env: a Meta-World env for ``task`` (cameras are not needed).
+        env: a Meta-World env for ``task`` (cameras are not needed), optionally in
+            :class:`~robo_reward.envs.action_repeat.ActionRepeat`: steps (``max_steps``,
+            ``tail``, ``S``) are then agent steps.
         task: Meta-World v3 task name.
         outcome: ``success``, ``partial`` or ``failure``.
         seeds: env seeds to try, in order (consumed).

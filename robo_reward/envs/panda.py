@@ -8,17 +8,21 @@
 Cameras are fixed poses, either one of :data:`PRESET_CAMERAS` by name or a
 ``{name: PandaCamera(...)}`` mapping. Images come from PyBullet's TinyRenderer
 (software, needs no OpenGL); calibration comes from the view and projection matrices.
+
+Scripted solutions (:data:`EXPERTS`, :func:`expert_policy`) drive the end-effector tasks
+from panda-gym's dict observation: :func:`reach_expert` and :func:`push_expert`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from robo_reward.envs.action_repeat import ActionRepeat
 from robo_reward.envs.cameras import (
     OPENGL_TO_OPENCV,
     CameraInfo,
@@ -174,6 +178,7 @@ def make_panda_env(
     cameras: Sequence[str] | Mapping[str, PandaCamera] = ("front", "side"),
     image_size: int | Sequence[int] = (96, 96),
     shadows: bool = True,
+    action_repeat: int = 1,
 ) -> MultiCameraWrapper:
     """A panda-gym task whose observations carry camera views.
 
@@ -186,6 +191,8 @@ def make_panda_env(
         cameras: preset names from :data:`PRESET_CAMERAS`, or ``{name: PandaCamera}``.
         image_size: (height, width) in pixels, or one int for square images.
         shadows: render shadows.
+        action_repeat: simulator steps per agent step (:class:`ActionRepeat`, inside the
+            camera wrapper: views are rendered once per agent step).
 
     Returns:
         a :class:`MultiCameraWrapper`; ``obs["state"]`` is panda-gym's dict observation
@@ -197,4 +204,81 @@ def make_panda_env(
     poses = resolve_cameras(cameras)
     env = gym.make(task, render_mode="rgb_array", renderer="Tiny")
     rig = PyBulletCameraRig(env.unwrapped.sim.physics_client, poses, height, width, shadows)
-    return MultiCameraWrapper(env, rig)
+    return MultiCameraWrapper(ActionRepeat(env, action_repeat) if action_repeat != 1 else env, rig)
+
+
+def reach_expert(state: Mapping[str, np.ndarray], gain: float = 10.0) -> np.ndarray:
+    """PandaReach's scripted solution: a proportional controller to the goal.
+
+    Args:
+        state: panda-gym's dict observation (``achieved_goal``: (3,) end-effector position,
+            ``desired_goal``: (3,) target position, metres).
+        gain: action per metre of distance (an action of 1 moves the end effector 5 cm).
+
+    Returns:
+        (3,) float32 action in [-1, 1]: ``clip(gain · (desired_goal − achieved_goal), −1, 1)``.
+    """
+    return np.clip(gain * (state["desired_goal"] - state["achieved_goal"]), -1.0, 1.0).astype(np.float32)
+
+
+def push_expert(state: Mapping[str, np.ndarray], gain: float = 10.0, push_speed: float = 0.4) -> np.ndarray:
+    """PandaPush's scripted solution: go behind the cube (seen from the goal), lower, push.
+
+    Stateless, from the observation alone (metres): 10 cm above the cube's centre the end
+    effector flies to a point 5 cm behind the cube on the goal–cube line; there it lowers to
+    the cube's centre height; low and behind the cube it pushes toward the goal, at most
+    ``push_speed`` per axis (faster pushes kick the cube past the goal), correcting its
+    offset from the line. Off the line while low it slides back behind the cube if it is
+    behind, else rises first, so it never sweeps through the cube. Succeeds within the
+    50-step limit on about 99 of 100 seeds (95 with an action repeat of 2).
+
+    Args:
+        state: panda-gym's dict observation (``observation``: end-effector position first;
+            ``achieved_goal``: (3,) cube centre; ``desired_goal``: (3,) goal).
+        gain: action per metre of distance to the current waypoint.
+        push_speed: largest action per axis while pushing (0.4: 2 cm per step).
+
+    Returns:
+        (3,) float32 action in [-1, 1], end-effector displacement.
+    """
+    hand, cube, goal = state["observation"][:3], state["achieved_goal"], state["desired_goal"]
+    way = goal[:2] - cube[:2]
+    length = float(np.linalg.norm(way))
+    direction = way / length if length > 1e-6 else np.zeros(2)
+    relative = hand[:2] - cube[:2]
+    along = float(relative @ direction)  # hand ahead of the cube centre, toward the goal
+    offset = relative - along * direction  # hand's offset from the goal–cube line
+    start = cube[:2] - 0.05 * direction  # where a push starts
+    low = cube[2]
+    if along < -0.025 and hand[2] < low + 0.03:  # low and behind the cube's back face
+        if np.linalg.norm(offset) < 0.02:
+            target = np.r_[goal[:2] - 0.03 * direction - offset, low]  # cube centre onto the goal
+            return np.clip(gain * (target - hand), -push_speed, push_speed).astype(np.float32)
+        target = np.r_[start, low]
+    elif np.linalg.norm(hand[:2] - start) < 0.015:
+        target = np.r_[start, low]  # lower behind the cube
+    elif hand[2] < low + 0.04:
+        target = np.r_[hand[:2], low + 0.1]  # rise first, clear of the cube
+    else:
+        target = np.r_[start, low + 0.1]  # fly above the push start
+    return np.clip(gain * (target - hand), -1.0, 1.0).astype(np.float32)
+
+
+#: panda-gym task → its scripted solution, ``expert(state) -> action``.
+EXPERTS: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
+    "PandaReach-v3": reach_expert,
+    "PandaReachDense-v3": reach_expert,
+    "PandaPush-v3": push_expert,
+    "PandaPushDense-v3": push_expert,
+}
+
+
+def expert_policy(task: str) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+    """The scripted solution of panda-gym ``task`` (see :data:`EXPERTS`); :class:`ConfigError`
+    for a task that has none."""
+    check_task(task)
+    if task not in EXPERTS:
+        raise ConfigError(
+            f"panda-gym task {task!r} has no scripted solution; these have: {', '.join(EXPERTS)}"
+        )
+    return EXPERTS[task]

@@ -15,12 +15,19 @@ stream whose context is the episode's first observation (``reset`` starts it), a
 reward of each step is :class:`robo_reward.shaping.OnlineRewards` — ``shaped``: the
 simulator's success flag (``info["success"]`` / ``info["is_success"]``, 0 without one)
 plus ``γ·Φ(s')·(1 − terminated) − Φ(s)``, Φ(s') kept on truncation; or a transform of
-:data:`robo_reward.shaping.TRANSFORMS` (these change the optimal policy).
+:data:`robo_reward.shaping.TRANSFORMS` (these change the optimal policy; ``kagi`` pays the
+simulator's success flag where it is 1, else the model's dense progress).
+
+Besides the views, each scored sample carries the observation's robot state
+(:func:`state_vector`) and, after :class:`robo_reward.envs.depth.DepthViews`, its depth
+images (``obs["depth"]``): the ``keypoint`` model reads the end effector from the one and
+lifts tracked points to 3D with the other. ``task_for_episode`` gives each episode its own
+task, e.g. its ground-truth keypoints (:func:`robo_reward.envs.keypoints.ground_truth_task`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -50,16 +57,19 @@ class RewardModelWrapper(gym.Wrapper):
         gamma: discount of the shaping; must equal the learner's (:meth:`check_learner`).
         reward: ``shaped`` or a transform of :data:`robo_reward.shaping.TRANSFORMS`.
         views_key: where the views are in the observation dict or in ``info``.
+        task_for_episode: called with the env after every ``reset``, returns that
+            episode's task (None: ``task`` for every episode).
     """
 
     def __init__(self, env: gym.Env, model: RewardModel, task: Task, gamma: float, reward: str = "shaped",
-                 views_key: str = "views") -> None:
+                 views_key: str = "views", task_for_episode: Callable[[gym.Env], Task] | None = None) -> None:
         super().__init__(env)
         if reward in SIMULATOR_REWARDS:
             raise ConfigError(f"reward '{reward}' is the simulator's own, with no reward model: use the env unwrapped")
         self.rewards = OnlineRewards(reward, gamma)  # refuses an unknown reward or γ
         self.model, self.task, self.reward, self.views_key = model, task, reward, views_key
         self.scorer = Scorer(model, task)
+        self.task_for_episode = task_for_episode
         space = env.observation_space
         if isinstance(space, gym.spaces.Dict) and isinstance(space.spaces.get(views_key), gym.spaces.Dict):
             check_views(model, tuple(space[views_key].spaces))
@@ -85,7 +95,11 @@ class RewardModelWrapper(gym.Wrapper):
 
     def _score(self, obs: Any, info: dict[str, Any], start: bool) -> Scores:
         views = self._views(obs, info)
-        batch = stack_views([views], [self._step], source=f"env step {self._step}")
+        state = obs.get("state") if isinstance(obs, Mapping) else None
+        depth = obs.get("depth") if isinstance(obs, Mapping) else None
+        batch = stack_views([views], [self._step], source=f"env step {self._step}",
+                            states=None if state is None else [state_vector(state)],
+                            depths=None if depth is None else [depth])
         scores = self.scorer.score(batch, starts=[start])
         info["progress"] = float(scores.progress[0])
         info["success_probability"] = float(scores.success[0])
@@ -95,6 +109,9 @@ class RewardModelWrapper(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         info = dict(info)
         self._step = 0
+        if self.task_for_episode is not None:
+            self.task = self.task_for_episode(self.env)
+            self.scorer.set_task(self.task)
         check_views(self.model, tuple(self._views(obs, info)))
         self.rewards.reset(self._score(obs, info, start=True).progress)  # the first observation: the context
         return obs, info
@@ -108,3 +125,12 @@ class RewardModelWrapper(gym.Wrapper):
         scores = self._score(obs, info, start=False)
         reward = self.rewards.step(scores.progress, scores.success, simulator_success(info), terminated, truncated)
         return obs, float(reward[0]), terminated, truncated, info
+
+
+def state_vector(state: Any) -> np.ndarray:
+    """A robot state as one float64 vector: an array flattened, a dict observation (panda-gym's
+    ``achieved_goal``, ``desired_goal``, ``observation``) its values in sorted key order, as
+    :func:`gymnasium.spaces.flatten` orders a Dict space."""
+    if isinstance(state, Mapping):
+        return np.concatenate([np.ravel(np.asarray(state[key], dtype=np.float64)) for key in sorted(state)])
+    return np.ravel(np.asarray(state, dtype=np.float64))

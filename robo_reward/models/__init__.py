@@ -21,6 +21,7 @@ _BUILTIN: dict[str, str] = {
     "lerobot-classifier": "robo_reward.models.lerobot_classifier:LeRobotClassifierRewardModel",
     "perceptual": "robo_reward.models.perceptual:PerceptualRewardModel",
     "progress": "robo_reward.models.progress:ProgressRewardModel",
+    "keypoint": "robo_reward.models.keypoints.model:KeypointRewardModel",
     "vlm": "robo_reward.models.vlm.model:VlmRewardModel",
 }
 _REGISTERED: dict[str, type[RewardModel]] = {}

@@ -91,6 +91,7 @@ class ProgressRewardModel(LearnedRewardModel):
         self.text_encoder: TextEncoder = make_text_encoder(config.text_encoder)
         self.net: ProgressNet | None = None
         self.views: list[str] = []
+        self.fitted_views: list[str] = []  # those of the latest fit's demos: the views it scores
         self.instructions: list[str] = []
         self.goals: dict[str, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, float]] = []
@@ -99,7 +100,9 @@ class ProgressRewardModel(LearnedRewardModel):
 
     @property
     def expected_views(self) -> tuple[str, ...]:
-        return tuple(self.views)
+        """The views of the latest fit: a model adapted (``fit --init``) on demos of fewer
+        views than it was trained with scores, and expects, only those."""
+        return tuple(self.fitted_views or self.views)
 
     # ---------------------------------------------------------------- scoring
 
@@ -157,9 +160,9 @@ class ProgressRewardModel(LearnedRewardModel):
     def _score(self, batch: FrameBatch, task: Task, contexts: Sequence[EpisodeContext] | None) -> Scores:
         if self.net is None:
             raise ConfigError("progress model is not fitted: run `robo-reward fit progress` or load a checkpoint")
-        if not set(self.views) & set(batch.views):
+        if not set(self.expected_views) & set(batch.views):
             raise InputError(
-                f"{batch.source or 'batch'}: the progress model was trained on views {self.views}; the batch has "
+                f"{batch.source or 'batch'}: the progress model was trained on views {list(self.expected_views)}; the batch has "
                 f"{batch.view_names}. Fit a progress model on a demo recorded with your own cameras (about a minute "
                 "on a CPU): robo-reward fit progress --view NAME=demo.mp4 … --task TEXT --out models/mine.pt, "
                 "then label with --model models/mine.pt (README: 'Your own cameras')"
@@ -168,8 +171,10 @@ class ProgressRewardModel(LearnedRewardModel):
         text = self._text([task.instruction])[0]
         size = len(batch)
         per_view, success_views, valid = {}, {}, {}
+        scored = self.expected_views
         for view in self.views:
-            valid[view] = batch.valid_mask(view) if view in batch.views else np.zeros(size, dtype=bool)
+            present = view in batch.views and view in scored
+            valid[view] = batch.valid_mask(view) if present else np.zeros(size, dtype=bool)
             if not valid[view].any():
                 per_view[view] = success_views[view] = np.full(size, np.nan)
                 continue
@@ -204,6 +209,7 @@ class ProgressRewardModel(LearnedRewardModel):
             self.views = list(dict.fromkeys(v for e in episodes for v in e.view_names))
             self.net = ProgressNet(config, self.views, self.text_encoder.dim)
         cached = cache_episodes(episodes, self.net.encoder.prepare, self.views, config.batch_size)
+        self.fitted_views = [v for v in self.views if any(v in c.frames for c in cached)]
         train, val = split_episodes(cached, config.val_fraction, rng)
         self.instructions = list(dict.fromkeys([*self.instructions, *(c.instruction for c in cached)]))
         self.goals.update(goal_frames(train))
@@ -232,6 +238,7 @@ class ProgressRewardModel(LearnedRewardModel):
             raise ConfigError("progress model is not fitted: nothing to save")
         return {
             "views": self.views,
+            "fitted_views": self.fitted_views,
             "instructions": self.instructions,
             "weights": {k: v.clone() for k, v in self.net.state_dict().items()},
             "goals": self.goals,
@@ -242,6 +249,7 @@ class ProgressRewardModel(LearnedRewardModel):
     def from_state(cls, config: ProgressConfig, state: dict[str, Any]) -> ProgressRewardModel:
         model = cls(config)
         model.views = list(state["views"])
+        model.fitted_views = list(state.get("fitted_views", model.views))
         model.instructions = list(state["instructions"])
         model.net = ProgressNet(config, model.views, model.text_encoder.dim)
         model.net.load_state_dict(state["weights"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,21 +56,13 @@ class SuccessEvalCallback(BaseCallback):
         self._last_eval = self.num_timesteps
         successes, returns = [], []
         for episode in range(self.episodes):
-            obs, info = self.eval_env.reset()
             record = episode == 0 and self.record_video
-            frames, total, succeeded, done = [info["views"]] if record else [], 0.0, False, False
-            while not done:
-                action, _ = self.model.predict(obs, deterministic=True)
-                obs, reward, terminated, truncated, info = self.eval_env.step(action)
-                total += float(reward)
-                succeeded |= simulator_success(info) > 0
-                done = terminated or truncated
-                if record:
-                    frames.append(info["views"])
+            frames, total, succeeded = run_episode(self.eval_env, self.model, record)
             successes.append(succeeded)
             returns.append(total)
             if record:
-                self._write_video(frames)
+                write_rollout(self.out / "videos" / f"eval_{self.num_timesteps:08d}.mp4", frames,
+                              self.reward_model, self.task)
         rate = float(np.mean(successes))
         self.logger.record("eval/success_rate", rate)
         self.logger.record("eval/mean_return", float(np.mean(returns)))
@@ -78,15 +71,34 @@ class SuccessEvalCallback(BaseCallback):
                                          float(np.mean(returns))])
         return rate
 
-    def _write_video(self, frames: list[dict[str, np.ndarray]]) -> None:
-        tiles = [np.concatenate(list(views.values()), axis=1) for views in frames]
-        if self.reward_model is not None:
-            names = list(frames[0])
-            batch = FrameBatch(views={n: np.stack([f[n] for f in frames]) for n in names},
-                               timestamps_ns=np.arange(len(frames)), source="eval rollout")
-            curve = Scorer(self.reward_model, self.task).score(batch).progress.tolist()
-        else:
-            curve = [0.0] * len(frames)
-        videos = self.out / "videos"
-        videos.mkdir(parents=True, exist_ok=True)
-        write_rollout_video(videos / f"eval_{self.num_timesteps:08d}.mp4", tiles, curve)
+
+
+def run_episode(env: Any, policy: Any, record: bool = False) -> tuple[list[dict[str, np.ndarray]], float, bool]:
+    """One deterministic episode of ``policy`` (anything with SB3's ``predict``) on ``env``:
+    (its views per step when ``record``, else [], the return, whether the simulator ever
+    reported success)."""
+    obs, info = env.reset()
+    frames, total, succeeded, done = [info["views"]] if record else [], 0.0, False, False
+    while not done:
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += float(reward)
+        succeeded |= simulator_success(info) > 0
+        done = terminated or truncated
+        if record:
+            frames.append(info["views"])
+    return frames, total, succeeded
+
+
+def write_rollout(path: Path, frames: list[dict[str, np.ndarray]], model: RewardModel | None, task: Task) -> None:
+    """A video of an episode's views side by side with ``model``'s progress curve (flat without one)."""
+    tiles = [np.concatenate(list(views.values()), axis=1) for views in frames]
+    if model is not None:
+        names = list(frames[0])
+        batch = FrameBatch(views={n: np.stack([f[n] for f in frames]) for n in names},
+                           timestamps_ns=np.arange(len(frames)), source="eval rollout")
+        curve = Scorer(model, task).score(batch).progress.tolist()
+    else:
+        curve = [0.0] * len(frames)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_rollout_video(path, tiles, curve)

@@ -13,9 +13,13 @@ What RLPD changes in SAC, each a small piece here (settings of ``ikostrikov/rlpd
   (REDQ), the actor maximises their mean;
 * **update-to-data ratio** — ``utd_ratio`` critic updates per environment step, then one
   actor and one temperature update (``sac_learner.update``);
-* target entropy −|A|/2, ``backup_entropy`` (the entropy term in the target) optional.
+* target entropy −|A|/2, ``backup_entropy`` (the entropy term in the target) optional;
+* optionally (``bc_weight`` > 0, not part of RLPD) a behaviour-cloning term on the
+  demonstrations in the actor's loss, scaled as in TD3+BC (Fujimoto & Gu 2021):
+  ``β · mean|Q| · ‖μ(s_demo) − a_demo‖²``, so its weight relative to the Q term does not
+  depend on the reward's scale.
 
-Action repeat is an environment wrapper (:class:`robo_reward.envs.wrappers.ActionRepeat`);
+Action repeat is an environment wrapper (:class:`robo_reward.envs.action_repeat.ActionRepeat`);
 its discount, γ per agent step, is what the learner and the shaping use.
 """
 
@@ -111,12 +115,15 @@ class RLPD(SAC):
             updated once per ``utd_ratio`` critic updates. ``gradient_steps`` is set to it.
         backup_entropy: subtract the entropy term in the TD target (SAC's default; RLPD's
             configs turn it off for sparse rewards).
+        bc_weight: β of the behaviour-cloning term (0: none, as in RLPD; TD3+BC's α = 2.5
+            is β = 0.4).
     The policy defaults to :class:`RLPDPolicy` with ``n_critics=10`` and (256, 256) layers,
     the replay buffer to :class:`SymmetricReplayBuffer`; target entropy −|A|/2.
     """
 
     def __init__(self, env: Any, *, num_min_qs: int = 2, utd_ratio: int = 1, backup_entropy: bool = True,
-                 policy: Any = RLPDPolicy, policy_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                 bc_weight: float = 0.0, policy: Any = RLPDPolicy, policy_kwargs: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
         policy_kwargs = {"n_critics": 10, "net_arch": [256, 256], **(policy_kwargs or {})}
         if not 1 <= num_min_qs <= policy_kwargs["n_critics"]:
             raise ValueError(f"num_min_qs must be in 1..n_critics={policy_kwargs['n_critics']}, got {num_min_qs}")
@@ -124,9 +131,13 @@ class RLPD(SAC):
             raise ValueError(f"utd_ratio must be >= 1, got {utd_ratio}")
         self.num_min_qs = num_min_qs
         self.utd_ratio = utd_ratio
+        if bc_weight < 0:
+            raise ValueError(f"bc_weight must be >= 0, got {bc_weight}")
         self.backup_entropy = backup_entropy
+        self.bc_weight = bc_weight
         kwargs.setdefault("replay_buffer_class", SymmetricReplayBuffer)
-        kwargs.setdefault("target_entropy", -float(np.prod(env.action_space.shape)) / 2)
+        if env is not None:  # BaseAlgorithm.load builds without an env, then restores the saved value
+            kwargs.setdefault("target_entropy", -float(np.prod(env.action_space.shape)) / 2)
         super().__init__(policy, env, policy_kwargs=policy_kwargs, gradient_steps=utd_ratio, train_freq=1, **kwargs)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -173,6 +184,11 @@ class RLPD(SAC):
         log_prob = log_prob.reshape(-1, 1)
         q = th.cat(self.critic(data.observations, actions), dim=1).mean(dim=1, keepdim=True)
         actor_loss = (ent_coef * log_prob - q).mean()
+        demos = getattr(self.replay_buffer, "demos", None)
+        if self.bc_weight > 0 and demos is not None and demos.size():
+            demo = demos.sample(max(len(actions) // 2, 1), env=self._vec_normalize_env)
+            imitation = F.mse_loss(self.actor(demo.observations, deterministic=True), demo.actions)
+            actor_loss = actor_loss + self.bc_weight * q.abs().mean().detach() * imitation
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()

@@ -5,6 +5,13 @@ Rewards (``reward``): ``sparse`` simulator success; ``dense`` the simulator's ow
 hand-designed reward; ``shaped`` sparse success plus potential shaping with the reward
 model's progress Φ (Ng et al. 1999, policy-invariant); ``progress`` Φ(s') used raw
 (VLM-RM, Rocamonde et al. 2023; changes the optimal policy).
+
+Learners (``algo``): SB3's ``sac`` and ``ppo``, and ``rlpd`` (:class:`robo_reward.rl.rlpd.RLPD`,
+Ball et al. 2023): SAC with LayerNorm critics, an ensemble with random-subset targets, an
+update-to-data ratio and a demo buffer sampled symmetrically with the online data, filled
+from a LeRobot dataset of demonstrations (``demos``) rewarded exactly like the online
+transitions (:mod:`robo_reward.rl.demos`). Steps, episode lengths and γ count *agent*
+steps; an agent step is ``action_repeat`` simulator steps.
 """
 
 from __future__ import annotations
@@ -42,7 +49,9 @@ class TrainArgs:
     shadows: bool = True
     """render shadows (off: faster software rendering; match what the reward model was fitted on)"""
     max_episode_steps: int = 200
-    """time limit (a truncation, never a termination)"""
+    """time limit in agent steps (a truncation, never a termination)"""
+    action_repeat: int = 1
+    """simulator steps per agent step (the action held); views are rendered once per agent step"""
     reward: str = "shaped"
     """sparse | dense | shaped | progress"""
     reward_model: str | None = None
@@ -52,13 +61,13 @@ class TrainArgs:
     relabel: bool = False
     """score views after each rollout and rewrite the replay buffer (SAC only)"""
     algo: str = "sac"
-    """sac | ppo"""
+    """sac | ppo | rlpd"""
     total_steps: int = 20_000
-    """environment steps to train for"""
+    """agent steps to train for"""
     n_envs: int = 1
     """parallel environments (stepped in one process)"""
     gamma: float = 0.99
-    """discount of the learner"""
+    """discount of the learner, per agent step"""
     shaping_gamma: float | None = None
     """discount of the shaping; None means the learner's (they must be equal)"""
     learning_rate: float = 3e-4
@@ -71,6 +80,24 @@ class TrainArgs:
     """SAC: environment steps between updates (use e.g. 200 with relabel)"""
     gradient_steps: int = 1
     """SAC: gradient steps per update (-1: as many as steps collected)"""
+    demos: str | None = None
+    """rlpd: LeRobot dataset of demonstrations for the demo buffer (its successful episodes;
+    ``observation.environment_state`` is the learner's observation, recorded with the same action_repeat)"""
+    demo_episodes: int = 10
+    """rlpd: most successful demonstration episodes loaded"""
+    demo_ratio: float = 0.5
+    """rlpd: fraction of every batch drawn from the demonstrations (RLPD: 0.5)"""
+    utd_ratio: int = 1
+    """rlpd: critic updates per agent step (one actor and temperature update per utd_ratio)"""
+    n_critics: int = 2
+    """rlpd: critic ensemble size (RLPD: 10; each costs a forward and backward pass per update)"""
+    num_min_qs: int = 2
+    """rlpd: target critics the TD target takes the minimum over, drawn at random each update"""
+    backup_entropy: bool = False
+    """rlpd: the entropy term in the TD target (RLPD's configs turn it off for sparse rewards)"""
+    bc_weight: float = 0.0
+    """rlpd: β of a behaviour-cloning term on the demos in the actor's loss, β·mean|Q|·‖μ(s)−a‖²
+    (TD3+BC's scaling; 0: none, as in RLPD)"""
     eval_every: int = 5_000
     """environment steps between evaluations of the simulator's success rate"""
     eval_episodes: int = 5
@@ -105,28 +132,34 @@ class TrainArgs:
 
 
 def make_camera_env(args: TrainArgs, seed: int, render: bool = True):
-    """One env with a time limit; with ``render`` its camera views go to ``info["views"]``
-    (rewards that need no model train without rendering).
+    """One env with action repeat and a time limit in agent steps; with ``render`` its
+    camera views go to ``info["views"]`` (rewards that need no model train without
+    rendering). panda-gym's dict observation is flattened (``FlattenObservation``: keys
+    sorted), the layout of the demo recipe's ``observation.environment_state``.
 
     No ``Monitor`` here: it would log the simulator's reward. :func:`train` monitors the
     reward VecEnv instead (``VecMonitor`` outside :class:`VecRewardModel`), so episode
     returns are those of the rewards the learner receives."""
     import gymnasium as gym
 
+    from robo_reward.envs.action_repeat import ActionRepeat
     from robo_reward.rl.views import ViewsToInfo
 
+    repeat = args.action_repeat
     if args.backend == "metaworld":
         from robo_reward.envs.metaworld import make_metaworld_env, metaworld_task_env
 
-        limit = args.max_episode_steps + 1  # our TimeLimit, not Meta-World's, truncates
+        limit = args.max_episode_steps * repeat + 1  # our TimeLimit, not Meta-World's, truncates
         env = (ViewsToInfo(make_metaworld_env(args.task, args.cameras, args.image_size, max_path_length=limit,
-                                              shadows=args.shadows))
-               if render else metaworld_task_env(args.task, max_path_length=limit))
+                                              shadows=args.shadows, action_repeat=repeat))
+               if render else ActionRepeat(metaworld_task_env(args.task, max_path_length=limit), repeat))
     elif args.backend == "panda":
         from robo_reward.envs.panda import check_task, make_panda_env
 
-        env = (ViewsToInfo(make_panda_env(args.task, args.cameras, args.image_size, shadows=args.shadows))
-               if render else gym.make(check_task(args.task)))
+        env = (ViewsToInfo(make_panda_env(args.task, args.cameras, args.image_size, shadows=args.shadows,
+                                          action_repeat=repeat))
+               if render else ActionRepeat(gym.make(check_task(args.task)), repeat))
+        env = gym.wrappers.FlattenObservation(env)
     else:
         raise ConfigError(f"unknown backend '{args.backend}': use 'metaworld' or 'panda'")
     env = gym.wrappers.TimeLimit(env, max_episode_steps=args.max_episode_steps)
@@ -140,14 +173,21 @@ def check_args(args: TrainArgs) -> None:
 
     if args.reward not in REWARDS:
         raise ConfigError(f"unknown reward '{args.reward}'; choose from {', '.join(REWARDS)}")
-    if args.algo not in ("sac", "ppo"):
-        raise ConfigError(f"unknown algo '{args.algo}'; choose sac or ppo")
+    if args.algo not in ALGOS:
+        raise ConfigError(f"unknown algo '{args.algo}'; choose from {', '.join(ALGOS)}")
+    if args.demos and args.algo != "rlpd":
+        raise ConfigError("demos fill RLPD's demo buffer: set algo: rlpd (or drop demos)")
+    if args.action_repeat < 1:
+        raise ConfigError(f"action_repeat must be >= 1, got {args.action_repeat}")
     if args.reward in ("shaped", "progress") and not args.reward_model:
         raise ConfigError(f"reward '{args.reward}' needs reward_model (a registered name or a checkpoint path)")
-    if args.relabel and args.algo != "sac":
-        raise ConfigError("relabel needs an off-policy learner: set algo: sac or relabel: false")
+    if args.relabel and args.algo == "ppo":
+        raise ConfigError("relabel needs an off-policy learner: set algo: sac or rlpd, or relabel: false")
     if args.shaping_gamma is not None:
         check_gamma(args.shaping_gamma, args.gamma)
+
+
+ALGOS = ("sac", "ppo", "rlpd")
 
 
 def latest_checkpoint(folder: Path) -> tuple[Path, int] | None:
@@ -166,6 +206,7 @@ def train(args: TrainArgs) -> Path:
     from robo_reward.models import load_model
     from robo_reward.rl.callbacks import SuccessEvalCallback
     from robo_reward.rl.relabel import RelabelCallback
+    from robo_reward.rl.rlpd import RLPD
     from robo_reward.rl.vec_reward import VecRewardModel
 
     # 1. Check the configuration; the simulators check the task and camera names.
@@ -189,11 +230,11 @@ def train(args: TrainArgs) -> Path:
     # 3. The learner, new or resumed from the newest checkpoint.
     checkpoints = out / "checkpoints"
     resumed = latest_checkpoint(checkpoints) if args.resume else None
-    algo = {"sac": SAC, "ppo": PPO}[args.algo]
+    algo = {"sac": SAC, "ppo": PPO, "rlpd": RLPD}[args.algo]
     if resumed:
         learner = algo.load(resumed[0], env=learner_env, device=args.device)
         buffer = checkpoints / f"model_replay_buffer_{resumed[1]}_steps.pkl"
-        if args.algo == "sac" and buffer.is_file():
+        if args.algo != "ppo" and buffer.is_file():
             learner.load_replay_buffer(buffer)
     else:
         policy = "MultiInputPolicy" if isinstance(venv.observation_space, dict) or hasattr(
@@ -203,6 +244,14 @@ def train(args: TrainArgs) -> Path:
         if args.algo == "sac":
             learner = SAC(policy, learner_env, learning_starts=args.learning_starts, train_freq=args.train_freq,
                           gradient_steps=args.gradient_steps, **common)
+        elif args.algo == "rlpd":
+            learner = RLPD(learner_env, utd_ratio=args.utd_ratio, num_min_qs=args.num_min_qs,
+                           backup_entropy=args.backup_entropy, bc_weight=args.bc_weight,
+                           learning_starts=args.learning_starts,
+                           policy_kwargs={"n_critics": args.n_critics},
+                           replay_buffer_kwargs={"demo_ratio": args.demo_ratio}, **common)
+            if args.demos:
+                fill_demo_buffer(learner, args, model, task)
         else:
             learner = PPO(policy, learner_env, **common)
     reward_env.check_learner(learner.gamma)
@@ -214,7 +263,7 @@ def train(args: TrainArgs) -> Path:
         SuccessEvalCallback(eval_env, model, task, args.eval_every, args.eval_episodes, out,
                             record_video=args.record_video),
         CheckpointCallback(max(args.checkpoint_every // args.n_envs, 1), str(checkpoints), name_prefix="model",
-                           save_replay_buffer=args.algo == "sac"),
+                           save_replay_buffer=args.algo != "ppo"),
     ]
     if args.relabel:
         callbacks.append(RelabelCallback(reward_env))
@@ -227,6 +276,36 @@ def train(args: TrainArgs) -> Path:
     learner_env.close()
     eval_env.close()
     return out
+
+
+def fill_demo_buffer(learner: Any, args: TrainArgs, model: Any, task: Task) -> int:
+    """Load ``args.demos`` into the learner's demo buffer, rewarded as the online data;
+    returns the number of transitions. The recording must match the env: the same
+    observation and action sizes, the same action repeat."""
+    from robo_reward.rl.demos import demo_transitions, load_demonstrations, recorded_settings
+
+    recorded = recorded_settings(args.demos)
+    repeat = recorded.get("action_repeat")
+    if repeat is not None and repeat != args.action_repeat:
+        raise ConfigError(f"{args.demos}: demonstrations recorded with action repeat {repeat}, "
+                          f"training uses {args.action_repeat}: record them with --action-repeat {args.action_repeat}")
+    render = recorded.get("render", {})
+    if model is not None and render and (render.get("shadows") != args.shadows or render.get("size") != args.image_size):
+        # the model scores the demos' frames and the online renders alike: they must look alike
+        raise ConfigError(f"{args.demos}: frames rendered at {render.get('size')} px with shadows "
+                          f"{'on' if render.get('shadows') else 'off'}, training renders {args.image_size} px with "
+                          f"shadows {'on' if args.shadows else 'off'}: record the demos as the env renders")
+    views = args.cameras if model is not None else ()
+    demos = load_demonstrations(args.demos, views, limit=args.demo_episodes)
+    observation_size = int(np.prod(learner.observation_space.shape))
+    action_size = int(np.prod(learner.action_space.shape))
+    if demos[0].observations.shape[1] != observation_size or demos[0].actions.shape[1] != action_size:
+        raise ConfigError(f"{demos[0].name}: observations of {demos[0].observations.shape[1]} and actions of "
+                          f"{demos[0].actions.shape[1]} values; the env has {observation_size} and {action_size}")
+    transitions = demo_transitions(demos, args.reward, args.gamma, model, task,
+                                   terminates_on_success=args.backend == "panda")
+    learner.replay_buffer.add_demos(**transitions.as_kwargs())
+    return len(transitions.actions)
 
 
 def read_eval_log(out: str | Path) -> list[dict[str, float]]:

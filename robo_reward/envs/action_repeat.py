@@ -3,9 +3,12 @@ DrQ-v2, RLPD's pixel configs; the Meta-World curves of TD-MPC2 use 2).
 
 The agent step's reward is the sum of the simulator steps' rewards; it ends early on a
 termination or truncation; the observation and info (camera views included) are the last
-simulator step's. The reward model scores the views once per agent step, so the learner's
-γ and the shaping's γ are both per agent step, and potential shaping stays exactly
-potential-based for the agent's MDP.
+simulator step's. Camera envs take it inside their camera wrapper (``action_repeat`` of
+:func:`~robo_reward.envs.metaworld.make_metaworld_env` and
+:func:`~robo_reward.envs.panda.make_panda_env`), so views are rendered once per agent
+step, not once per simulator step. The reward model scores the views once per agent
+step, so the learner's γ and the shaping's γ are both per agent step, and potential
+shaping stays exactly potential-based for the agent's MDP.
 """
 
 from __future__ import annotations

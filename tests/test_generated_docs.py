@@ -1,0 +1,40 @@
+"""Tables in the docs are generated from committed results files: each generated block
+equals what its script makes from the file now, so a table cannot drift from its data."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from robo_reward.atomic import marked_block
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(name: str):
+    path = ROOT / "sim" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"sim_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_progress_evaluation_table_is_its_results_file():
+    evaluation = script("eval_progress")
+    results = json.loads((ROOT / "sim" / "results" / "progress_ml45_eval.json").read_text())
+    assert marked_block(ROOT / "docs" / "progress_model.md", evaluation.DOCS_BLOCK) == evaluation.markdown(results)
+
+
+def test_the_rl_sweep_table_is_its_results_file():
+    pytest.importorskip("scipy")
+    experiments = script("experiments")
+    results_file = ROOT / "sim" / "results" / "rl_sweep.json"
+    if not results_file.is_file():
+        pytest.fail(f"{results_file} is missing: docs/sim.md's table has no data")
+    table = experiments.report(json.loads(results_file.read_text()), figure=None)
+    assert marked_block(ROOT / "docs" / "sim.md", experiments.DOCS_BLOCK) == table
