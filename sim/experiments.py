@@ -142,6 +142,11 @@ class SweepArgs:
         return {**{k: getattr(self, k) for k in keys}, "extra": self.extra}
 
 
+INTEGER_SETTINGS = ("seeds", "steps", "eval_every", "eval_episodes", "action_repeat", "image_size",
+                    "demo_episodes", "utd_ratio", "n_critics", "workers")
+"""The SweepArgs fields given as integer command-line options."""
+
+
 def run_key(spec: TaskSpec, row: Row, seed: int) -> str:
     return f"{spec.task}/{row.name}/seed{seed}"
 
@@ -404,8 +409,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=defaults.out)
     parser.add_argument("--tasks", nargs="*", default=[])
     parser.add_argument("--rows", nargs="*", default=[], choices=[r.name for r in ROWS])
-    for name in ("seeds", "steps", "eval_every", "eval_episodes", "action_repeat", "image_size",
-                 "demo_episodes", "utd_ratio", "n_critics", "workers"):
+    for name in INTEGER_SETTINGS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--bc-weight", type=float, default=defaults.bc_weight)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
@@ -418,9 +422,7 @@ def main() -> None:
     args = SweepArgs(results=parsed.results, out=parsed.out, tasks=tuple(parsed.tasks), rows=tuple(parsed.rows),
                      extra={k: json.loads(v) for k, v in (item.split("=", 1) for item in parsed.set)},
                      bc_weight=parsed.bc_weight,
-                     **{name: getattr(parsed, name) for name in ("seeds", "steps", "eval_every", "eval_episodes",
-                                                                 "action_repeat", "image_size", "demo_episodes",
-                                                                 "utd_ratio", "n_critics", "workers")})
+                     **{name: getattr(parsed, name) for name in INTEGER_SETTINGS})
     if parsed.video:
         task, row, seed = parsed.video
         print(rollout_video(args, task, row, int(seed)))

@@ -320,17 +320,27 @@ RECORDED_EPISODES = "meta/robo_reward_episodes.json"
 beside a dataset: ``{"episodes": [{"episode_index", "outcome", …}], …}``."""
 
 
-def recorded_outcomes(root: Path) -> dict[int, str]:
-    """episode_index → outcome (success | partial | failure) from the dataset's
-    :data:`RECORDED_EPISODES`, empty where it has none."""
-    path = root / RECORDED_EPISODES
+def read_recorded(root: str | Path) -> dict[str, Any]:
+    """The dataset's :data:`RECORDED_EPISODES` (``episodes``, ``action_repeat``, ``render``…),
+    empty where it has none."""
+    path = Path(root) / RECORDED_EPISODES
     if not path.is_file():
         return {}
     try:
-        records = json.loads(path.read_text())["episodes"]
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def recorded_outcomes(root: Path) -> dict[int, str]:
+    """episode_index → outcome (success | partial | failure) from the dataset's
+    :data:`RECORDED_EPISODES`, empty where it has none."""
+    try:
+        records = read_recorded(root).get("episodes", [])
         return {int(r["episode_index"]): str(r["outcome"]) for r in records if r.get("outcome")}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not a list of episodes with episode_index and outcome ({exc})") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{root / RECORDED_EPISODES}: not a list of episodes with episode_index and outcome "
+                         f"({exc})") from exc
 
 
 def _episode_rows(root: Path, data_path: str, records: Any, pq: Any) -> dict[int, pd.DataFrame]:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robo_reward.data.lerobot import RECORDED_EPISODES, LeRobotEpisode, open_lerobot
+from robo_reward.data.lerobot import LeRobotEpisode, open_lerobot, read_recorded
 from robo_reward.errors import ConfigError, InputError
 from robo_reward.models.base import RewardModel
 from robo_reward.scoring import Scorer
@@ -202,13 +202,5 @@ def recorded_settings(source: str | Path) -> dict:
     """What the demo recipe records beside a dataset (its
     :data:`~robo_reward.data.lerobot.RECORDED_EPISODES`): ``action_repeat`` and ``render``
     (``size``, ``shadows``), where it says; empty for other datasets."""
-    import json
-
-    sidecar = Path(source) / RECORDED_EPISODES
-    if not sidecar.is_file():
-        return {}
-    try:
-        recorded = json.loads(sidecar.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{sidecar}: not valid JSON ({exc})") from exc
+    recorded = read_recorded(source)
     return {key: recorded[key] for key in ("action_repeat", "render") if key in recorded}
