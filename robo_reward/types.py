@@ -16,6 +16,10 @@ import numpy as np
 from robo_reward.errors import InputError, ModelOutputError
 from robo_reward.keypoint_spec import KeypointSpec
 
+EPISODE_TASK = "task"
+"""The ``info`` key of a reset that gives the new episode its own :class:`Task` (e.g. its
+keypoints); the simulation reward wrappers score the episode with it."""
+
 
 @dataclass(frozen=True)
 class Task:

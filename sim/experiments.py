@@ -5,7 +5,9 @@ Per task: record scripted demonstrations as a LeRobot dataset (the recipe
 perturbed episodes too, which the demo buffer leaves out), then fit the two camera
 reward models on them as one would on a robot — the ``progress`` model adapted from
 the shipped ML45 checkpoint on ONE demo (``fit progress --init``) and the
-``perceptual`` model fitted on the successful demos — and train RLPD (SAC with a
+``perceptual`` model fitted on the successful demos; the ``keypoint`` model needs no
+fitting: it tracks each episode's ground-truth keypoints in the view, with depth and the
+end effector from the state (docs/keypoints.md) — and train RLPD (SAC with a
 symmetric demo buffer, LayerNorm critics; robo_reward.rl.rlpd) with each row of
 :data:`ROWS` and several seeds. The camera rows render one view per agent step.
 
@@ -18,6 +20,7 @@ plot of docs/sim.md from the results file alone.
     python sim/experiments.py                                  # the whole sweep (many CPU hours)
     python sim/experiments.py --tasks drawer-open-v3 --rows dense shaped-progress --seeds 1
     python sim/experiments.py --report --docs docs/sim.md     # table + plot from the results
+    python sim/experiments.py --steps 30000 --rows dense --results sim/results/rl_sweep_dense_30k.json  # a longer baseline
     python sim/experiments.py --video drawer-open-v3 shaped-progress 0   # rollout with its reward curve
 """
 
@@ -40,9 +43,9 @@ import numpy as np
 
 from robo_reward.assets import DEFAULT_MODEL
 from robo_reward.atomic import atomic_path, write_marked_block
+from robo_reward.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS_BLOCK = "rl-sweep"  # the generated block of docs/sim.md
 RECORDER = ROOT / "datasets" / "metaworld_demos" / "record_lerobot.py"
 
 
@@ -90,7 +93,15 @@ ROWS = (
     Row("shaped-progress", "shaped", demos=True, model="progress"),
     Row("shaped-perceptual", "shaped", demos=True, model="perceptual"),
     Row("raw-progress", "progress", demos=True, model="progress"),
+    Row("shaped-keypoint", "shaped", demos=True, model="keypoint"),
+    Row("kagi-keypoint", "kagi", demos=True, model="keypoint"),
 )
+FITTED = ("progress", "perceptual")
+"""The camera models fitted per task on its demos (:func:`fit_models`)."""
+KEYPOINT_MODEL = "keypoint"
+"""The registered model of the keypoint rows (KAGI, docs/keypoints.md): nothing to fit; it
+scores the rendered view with its depth, the end effector from the state, and each
+episode's ground-truth keypoints (a perfect proposer; the tracking is the model's own)."""
 
 
 @dataclass
@@ -170,16 +181,26 @@ def save_results(path: Path, results: dict[str, Any]) -> None:
 
 # 1. Per task: demonstrations and the two camera reward models, made once and cached.
 
-def record_demos(spec: TaskSpec, args: SweepArgs) -> Path:
-    """A LeRobot dataset of the scripted expert's successful episodes plus a few perturbed ones."""
+def record_demos(spec: TaskSpec, args: SweepArgs, keypoints: bool) -> Path:
+    """A LeRobot dataset of the scripted expert's successful episodes plus a few perturbed ones,
+    with depth and each episode's ground-truth keypoints (the recipe's ``--keypoints``). A
+    cached recording without them is recorded again where ``keypoints`` rows need them: the
+    recipe is deterministic, so the episodes are the same."""
+    from robo_reward.rl.demos import load_demonstrations
+
     folder = args.out / "demos" / spec.task
     if (folder / "meta" / "info.json").is_file():
-        return folder
+        try:
+            if keypoints:
+                load_demonstrations(folder, (), limit=1, keypoints=True)
+            return folder
+        except InputError:
+            pass
     command = [sys.executable, str(RECORDER), "--backend", spec.backend, "--tasks", spec.task,
                "--cameras", *spec.cameras, "--size", str(args.image_size), "--successes", str(args.demo_episodes),
                "--failures", str(args.perturbed_episodes), "--action-repeat", str(args.action_repeat),
                "--max-steps", str(spec.max_episode_steps), "--vcodec", "h264", "--no-shadows", "--out", str(folder),
-               "--repo-id", f"robo_reward/sweep_{spec.task}"]
+               "--repo-id", f"robo_reward/sweep_{spec.task}", "--keypoints", "--overwrite"]
     subprocess.run(command, check=True)
     return folder
 
@@ -240,7 +261,9 @@ def train_args(spec: TaskSpec, row: Row, seed: int, demos: Path, models: dict[st
         backend=spec.backend, task=spec.task, instruction=spec.instruction, cameras=spec.cameras,
         image_size=args.image_size, shadows=False, max_episode_steps=spec.max_episode_steps,
         action_repeat=args.action_repeat, reward=row.reward,
-        reward_model=str(models[row.model]) if row.model else None, algo="rlpd", total_steps=args.steps,
+        reward_model=(KEYPOINT_MODEL if row.model == KEYPOINT_MODEL else str(models[row.model])) if row.model else None,
+        depth=row.model == KEYPOINT_MODEL, ground_truth_keypoints=row.model == KEYPOINT_MODEL,
+        algo="rlpd", total_steps=args.steps,
         gamma=args.gamma, learning_starts=1_000 if not row.demos else 500, eval_every=args.eval_every,
         eval_episodes=args.eval_episodes, record_video=False, checkpoint_every=args.steps, seed=seed,
         demos=str(demos) if row.demos else None, demo_episodes=args.demo_episodes, utd_ratio=args.utd_ratio,
@@ -277,25 +300,32 @@ def sweep(args: SweepArgs) -> None:
                   if run_key(spec, row, seed) not in results["runs"]]
         if not wanted:
             continue
-        demos = record_demos(spec, args)
-        models = fit_models(spec, demos, args) if any(row.model for row, _ in wanted) else {}
+        demos = record_demos(spec, args, keypoints=any(row.model == KEYPOINT_MODEL for row, _ in wanted))
+        models = fit_models(spec, demos, args) if any(row.model in FITTED for row, _ in wanted) else {}
         todo += [(seed, run_key(spec, row, seed), train_args(spec, row, seed, demos, models, args))
                  for row, seed in wanted]
     # seed by seed: an interrupted sweep has every row of every task at the same number of seeds
     todo = [(key, config) for _, key, config in sorted(todo, key=lambda item: item[0])]
     print(f"{len(todo)} runs to do, {len(results['runs'])} already in {args.results}", flush=True)
     started = time.perf_counter()
+    failed = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {pool.submit(run_one, config): key for key, config in todo}
         for done, future in enumerate(as_completed(futures), 1):
             key = futures[future]
-            results["runs"][key] = future.result()
+            left = f"about {(time.perf_counter() - started) / done * (len(todo) - done) / 60:.0f} min left"
+            try:
+                record = future.result()
+            except Exception as exc:  # noqa: BLE001 (one broken run must not lose the others: report it, go on)
+                failed.append(key)
+                print(f"[{done}/{len(todo)}] {key}: FAILED ({type(exc).__name__}: {exc}); {left}", flush=True)
+                continue
+            results["runs"][key] = record
             save_results(args.results, results)
-            record = results["runs"][key]
-            elapsed = time.perf_counter() - started
             print(f"[{done}/{len(todo)}] {key}: success {record['success_rate'][-1]:.2f} at {record['steps'][-1]} "
-                  f"steps, {record['wall_clock_s'] / 60:.1f} min; about {elapsed / done * (len(todo) - done) / 60:.0f} "
-                  "min left", flush=True)
+                  f"steps, {record['wall_clock_s'] / 60:.1f} min; {left}", flush=True)
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) failed and were not recorded: {', '.join(failed)}")
 
 
 # 3. The report: table and plot from the results file alone.
@@ -372,6 +402,13 @@ def report(results: dict[str, Any], figure: Path | None) -> str:
     return "\n".join(lines)
 
 
+def docs_block(results: Path) -> str:
+    """The generated block of docs/sim.md a results file fills: ``rl-sweep`` for
+    ``rl_sweep.json``, ``rl-sweep-dense-30k`` for ``rl_sweep_dense_30k.json`` (its plot:
+    ``sim_<stem>.png``)."""
+    return results.stem.replace("_", "-")
+
+
 def results_digest(path: Path) -> str:
     """A short hash of the results file, printed with the report so a table names its data."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
@@ -381,7 +418,7 @@ def results_digest(path: Path) -> str:
 
 def rollout_video(args: SweepArgs, task: str, row_name: str, seed: int) -> Path:
     """Replay a finished run's final policy once, rendering its camera, and write the
-    episode with the progress model's curve (the model the camera rows are judged by)."""
+    episode with its row's camera model's curve (the progress model's for rows without one)."""
     from robo_reward.models import load_model
     from robo_reward.rl.callbacks import run_episode, write_rollout
     from robo_reward.rl.rlpd import RLPD
@@ -395,9 +432,9 @@ def rollout_video(args: SweepArgs, task: str, row_name: str, seed: int) -> Path:
     config = train_args(spec, row, seed, demos, models, args)
     learner = RLPD.load(Path(config.out) / "final_model.zip", device="cpu")
     env = make_camera_env(config, seed + 10_000, render=True)
-    frames, _, succeeded = run_episode(env, learner, record=True)
-    path = args.out / "videos" / f"{task}_{row_name}_seed{seed}_{'success' if succeeded else 'failure'}.mp4"
-    write_rollout(path, frames, load_model(str(models["progress"])), Task(spec.instruction))
+    episode = run_episode(env, learner, record=True)
+    path = args.out / "videos" / f"{task}_{row_name}_seed{seed}_{'success' if episode.succeeded else 'failure'}.mp4"
+    write_rollout(path, episode, load_model(config.reward_model or str(models["progress"])), Task(spec.instruction))
     env.close()
     return path
 
@@ -430,11 +467,11 @@ def main() -> None:
     if not parsed.report:
         sweep(args)
     results = json.loads(args.results.read_text())
-    figure = (parsed.docs.parent / "sim_rl_sweep.png") if parsed.docs else None
+    figure = (parsed.docs.parent / f"sim_{args.results.stem}.png") if parsed.docs else None
     table = report(results, figure)
     print(f"results {args.results} (sha256 {results_digest(args.results)})\n{table}")
     if parsed.docs:
-        write_marked_block(parsed.docs, DOCS_BLOCK, table)
+        write_marked_block(parsed.docs, docs_block(args.results), table)
 
 
 if __name__ == "__main__":

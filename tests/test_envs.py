@@ -218,3 +218,18 @@ def test_the_first_observation_after_a_reset_shows_this_episodes_objects():
     np.testing.assert_array_equal(obs["views"]["corner"], env.rig.render("corner"))
     np.testing.assert_array_equal(obs["state"][:18], obs["state"][18:36])  # Meta-World's first frame stack
     env.close()
+
+
+def test_the_door_experts_leave_the_observation_they_are_given_unchanged():
+    """Meta-World's door-open and door-close experts shift the door in the array they read;
+    `expert_policy` hands them a copy, so recorded observations keep the true door position."""
+    from robo_reward.envs.metaworld import expert_policy, metaworld_task_env
+
+    for task in ("door-open-v3", "door-close-v3", "drawer-open-v3"):
+        env = metaworld_task_env(task)
+        state, _ = env.reset(seed=0)
+        kept = state.copy()
+        action = expert_policy(task).get_action(state)
+        env.close()
+        np.testing.assert_array_equal(state, kept, err_msg=task)
+        assert action.shape == (4,)

@@ -30,11 +30,12 @@ def test_the_progress_evaluation_table_is_its_results_file():
     assert marked_block(ROOT / "docs" / "progress_model.md", evaluation.DOCS_BLOCK) == evaluation.markdown(results)
 
 
-def test_the_rl_sweep_table_is_its_results_file():
+@pytest.mark.parametrize("name", ["rl_sweep", "rl_sweep_dense_30k"])
+def test_the_rl_sweep_tables_are_their_results_files(name):
     pytest.importorskip("scipy")
     experiments = script("experiments")
-    results_file = ROOT / "sim" / "results" / "rl_sweep.json"
+    results_file = ROOT / "sim" / "results" / f"{name}.json"
     if not results_file.is_file():
         pytest.fail(f"{results_file} is missing: docs/sim.md's table has no data")
     table = experiments.report(json.loads(results_file.read_text()), figure=None)
-    assert marked_block(ROOT / "docs" / "sim.md", experiments.DOCS_BLOCK) == table
+    assert marked_block(ROOT / "docs" / "sim.md", experiments.docs_block(results_file)) == table

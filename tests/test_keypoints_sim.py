@@ -187,16 +187,16 @@ def test_a_point_that_never_shows_again_stays_flagged(push):
 
 
 def test_the_keypoint_reward_in_the_gymnasium_wrapper_with_depth_state_and_ground_truth():
-    from robo_reward.envs.keypoints import ground_truth_task
+    from robo_reward.envs.keypoints import GroundTruthKeypoints
     from robo_reward.envs.metaworld import expert_policy, make_metaworld_env
     from robo_reward.envs.reward_wrapper import RewardModelWrapper
     from robo_reward.models import load_model
     from robo_reward.shaping import KAGI_DENSE_WEIGHT
     from robo_reward.types import Task
 
-    env = DepthViews(make_metaworld_env("push-v3", cameras=("corner", "corner4"), image_size=96))
-    wrapped = RewardModelWrapper(env, load_model("keypoint"), Task("push the puck"), gamma=0.99, reward="kagi",
-                                 task_for_episode=ground_truth_task("push the puck", "push-v3"))
+    env = GroundTruthKeypoints(DepthViews(make_metaworld_env("push-v3", cameras=("corner", "corner4"), image_size=96)),
+                               "push the puck", "push-v3")
+    wrapped = RewardModelWrapper(env, load_model("keypoint"), Task("push the puck"), gamma=0.99, reward="kagi")
     try:
         obs, info = wrapped.reset(seed=3)
         assert wrapped.task.keypoints.keypoints["gripper"].state == (0, 3)

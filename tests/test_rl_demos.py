@@ -4,6 +4,7 @@ a LeRobot dataset made by the demo recipe."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -45,32 +46,42 @@ def progress_model():
 
 
 class RecordViews(gym.Wrapper):
-    """Keeps every view the camera env renders (VecRewardModel takes them out of infos)."""
+    """Keeps every view (and depth) the camera env renders, which VecRewardModel takes out of
+    infos, and each episode's task from its reset info."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         self.views: list[dict[str, np.ndarray]] = []
+        self.depth: list[dict[str, np.ndarray]] = []
+        self.tasks: list[Task | None] = []
+
+    def _keep(self, info: dict) -> None:
+        self.views.append({k: v.copy() for k, v in info["views"].items()})
+        self.depth.append({k: v.copy() for k, v in info.get("depth", {}).items()})
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
-        self.views.append({k: v.copy() for k, v in info["views"].items()})
+        self._keep(info)
+        self.tasks.append(info.get("task"))
         return obs, info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.views.append({k: v.copy() for k, v in info["views"].items()})
+        self._keep(info)
         return obs, reward, terminated, truncated, info
 
 
-def expert_rollout_through_the_reward_env(model, reward: str):
+def expert_rollout_through_the_reward_env(model, reward: str, **overrides):
     """The scripted expert stepping a real camera env inside VecRewardModel: the online
-    rewards, and the same episode as a Demonstration (the views before each action)."""
-    args = camera_args(reward=reward)
+    rewards, and the same episode as a Demonstration (the views before each action, with
+    depth and the episode's keypoints where the env gives them)."""
+    args = camera_args(reward=reward, **overrides)
     recorder = RecordViews(make_camera_env(args, 3))
     venv = DummyVecEnv([lambda: recorder])
     env = VecRewardModel(venv, model, TASK, GAMMA, reward, rendered_views=args.cameras)
     obs = env.reset()
-    recorder.views = recorder.views[-1:]  # the reset DummyVecEnv made at construction is not this episode
+    # the reset DummyVecEnv made at construction is not this episode
+    recorder.views, recorder.depth, recorder.tasks = recorder.views[-1:], recorder.depth[-1:], recorder.tasks[-1:]
     policy = expert_policy("drawer-open-v3")
     observations, actions, success, online = [], [], [], []
     for _ in range(args.max_episode_steps):
@@ -83,9 +94,12 @@ def expert_rollout_through_the_reward_env(model, reward: str):
         if dones[0]:
             break
     env.close()
-    views = {view: np.stack([v[view] for v in recorder.views[: len(actions)]]) for view in VIEWS}
+    views = {view: np.stack([v[view] for v in recorder.views[: len(actions)]]) for view in args.cameras}
+    depth = {view: np.stack([d[view] for d in recorder.depth[: len(actions)]]) for view in args.cameras} \
+        if args.depth else None
+    keypoints = recorder.tasks[0].keypoints if args.ground_truth_keypoints else None
     demo = Demonstration("expert rollout", np.array(observations), np.array(actions),
-                         np.zeros(len(actions), np.float32), np.array(success), views)
+                         np.zeros(len(actions), np.float32), np.array(success), views, depth, keypoints)
     return demo, np.array(online)
 
 
@@ -98,6 +112,60 @@ def test_demo_transitions_get_the_rewards_the_online_learner_gets(progress_model
     np.testing.assert_allclose(transitions.rewards, online[: len(demo) - 1], rtol=0, atol=1e-5)
     np.testing.assert_array_equal(transitions.next_observations[:-1], demo.observations[1:-1])
     assert not transitions.dones.any(), "Meta-World never terminates: no demo transition is terminal"
+
+
+KEYPOINT_ENV = {"cameras": ("corner",), "image_size": 48, "max_episode_steps": 30, "reward_model": "keypoint",
+                "depth": True, "ground_truth_keypoints": True}
+
+
+@pytest.mark.parametrize("reward", ["shaped", "kagi"])
+def test_keypoint_demo_transitions_get_the_online_rewards_from_their_state_depth_and_keypoints(reward):
+    """The keypoint model reads the end effector from the state, lifts tracked points with the
+    depth and takes each episode's keypoints from its reset: a demo carrying the same three
+    is rewarded as online; without the depth it is not (the same frames in 2D)."""
+    model = load_model("keypoint")
+    demo, online = expert_rollout_through_the_reward_env(model, reward, **KEYPOINT_ENV)
+    assert demo.keypoints is not None and demo.keypoints.keypoints["gripper"].state == (0, 3)
+    transitions = demo_transitions([demo], reward, GAMMA, model, TASK)
+    np.testing.assert_allclose(transitions.rewards, online[: len(demo) - 1], rtol=0, atol=1e-6)
+    assert np.ptp(online) > 0.05, "the expert's episode moves the keypoint reward"
+    flat = demo_transitions([replace(demo, depth=None)], reward, GAMMA, model, TASK)
+    assert not np.allclose(flat.rewards, transitions.rewards, atol=1e-3)
+
+
+def test_the_vec_reward_env_scores_each_episode_with_its_own_keypoints_as_the_gym_wrapper_does():
+    """Two envs across auto-resets: every episode is scored with the keypoints its reset gave,
+    with its state and depth — the rewards of the one-env gymnasium wrapper on the same seeds
+    and actions."""
+    from robo_reward.envs.reward_wrapper import RewardModelWrapper
+
+    args = camera_args(reward="kagi", **{**KEYPOINT_ENV, "max_episode_steps": 5})
+    recorders = [RecordViews(make_camera_env(args, 10 + i)) for i in range(2)]
+    venv = DummyVecEnv([lambda r=r: r for r in recorders])
+    venv.seed(10)
+    env = VecRewardModel(venv, load_model("keypoint"), TASK, GAMMA, "kagi", rendered_views=args.cameras)
+    policy, obs, actions, vec_rewards = expert_policy("drawer-open-v3"), env.reset(), [], []
+    for _ in range(12):
+        action = np.clip([policy.get_action(o) for o in obs], -1, 1).astype(np.float32)
+        actions.append(action)
+        obs, rewards, _, _ = env.step(action)
+        vec_rewards.append(rewards)
+    env.close()
+    for i, recorder in enumerate(recorders):
+        episodes = recorder.tasks
+        assert len(episodes) == 3
+        first, second = (e.keypoints.keypoints["object"].world for e in episodes[:2])
+        assert not np.allclose(first, second), "the drawer moves between episodes: each has its own keypoints"
+        single = RewardModelWrapper(make_camera_env(args, 10 + i), load_model("keypoint"), TASK, GAMMA, "kagi")
+        single.reset(seed=10 + i)
+        expected = []
+        for action in actions:
+            _, reward, terminated, truncated, _ = single.step(action[i])
+            expected.append(reward)
+            if terminated or truncated:
+                single.reset()
+        single.close()
+        np.testing.assert_allclose(np.array(vec_rewards)[:, i], expected, rtol=0, atol=1e-6)
 
 
 def test_a_terminating_task_keeps_its_last_successful_transition(progress_model):
@@ -189,3 +257,40 @@ def test_demos_rendered_unlike_the_env_are_refused_for_a_camera_reward(recorded,
 def test_demos_need_rlpd(tmp_path, recorded):
     with pytest.raises(ConfigError, match="algo: rlpd"):
         train(camera_args(algo="sac", demos=str(recorded), out=str(tmp_path / "x")))
+
+
+def test_the_recipe_records_depth_and_keypoints_and_rlpd_trains_on_the_keypoint_reward(recorder, recorded, tmp_path):
+    """``--keypoints``: each camera's depth as a feature (the env's render, exactly) and each
+    episode's ground-truth keypoints at its first frame in the sidecar; `train` then fills
+    the demo buffer with keypoint rewards and learns online with them."""
+    from robo_reward.data.lerobot import read_recorded
+    from robo_reward.envs.depth import DepthViews
+    from robo_reward.envs.keypoints import GroundTruthKeypoints
+    from robo_reward.envs.metaworld import make_metaworld_env
+
+    config = recorder.RecordConfig(tasks=("drawer-open-v3",), cameras=("corner",), size=48, successes=1,
+                                   action_repeat=2, max_steps=60, tail=3, vcodec="h264", shadows=False, keypoints=True)
+    dataset = recorder.record_dataset(config, tmp_path / "demos", "robo_reward/test_keypoint_demos")
+    (demo,) = load_demonstrations(dataset, ("corner",), depth=True, keypoints=True)
+    seed = read_recorded(dataset)["episodes"][0]["seed"]
+    env = GroundTruthKeypoints(DepthViews(make_metaworld_env("drawer-open-v3", cameras=("corner",), image_size=48,
+                                                             shadows=False, action_repeat=2)),
+                               "open the drawer", "drawer-open-v3")
+    obs, info = env.reset(seed=seed)
+    env.close()
+    np.testing.assert_array_equal(demo.depth["corner"][0], obs["depth"]["corner"])
+    assert demo.keypoints.to_dict() == info["task"].keypoints.to_dict()
+    with pytest.raises(InputError, match="--keypoints"):
+        load_demonstrations(recorded, VIEWS, depth=True)
+    with pytest.raises(InputError, match="--keypoints"):
+        load_demonstrations(recorded, VIEWS, keypoints=True)
+
+    args = camera_args(algo="rlpd", demos=str(dataset), reward="kagi", total_steps=30, learning_starts=10,
+                       batch_size=16, eval_every=30, eval_episodes=1, checkpoint_every=30,
+                       out=str(tmp_path / "run"), **{**KEYPOINT_ENV, "max_episode_steps": 15})
+    out = train(args)
+    learner = RLPD.load(out / "final_model.zip")
+    learner.load_replay_buffer(out / "checkpoints" / "model_replay_buffer_30_steps.pkl")
+    rewards = learner.replay_buffer.demos.rewards[: learner.replay_buffer.demos.size()].ravel()
+    expected = demo_transitions([demo], "kagi", GAMMA, load_model("keypoint"), TASK).rewards
+    np.testing.assert_allclose(rewards, expected, atol=1e-6)

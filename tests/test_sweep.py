@@ -29,6 +29,24 @@ def test_finished_runs_are_skipped_and_other_settings_refused(tmp_path, capsys):
         experiments.load_results(args.results, experiments.SweepArgs(steps=999))
 
 
+def fail_on_seed1(config) -> dict:
+    """A run that breaks on seed 1 (module-level: the sweep's worker processes unpickle it)."""
+    if config.seed == 1:
+        raise RuntimeError("simulated crash")
+    return run([0.0, 1.0])
+
+
+def test_a_failed_run_is_reported_and_the_others_are_still_recorded(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(experiments, "run_one", fail_on_seed1)
+    args = experiments.SweepArgs(results=tmp_path / "results.json", out=tmp_path / "work", tasks=("drawer-open-v3",),
+                                 rows=("dense",), seeds=3, workers=2)
+    with pytest.raises(SystemExit, match="1 run\\(s\\) failed and were not recorded: drawer-open-v3/dense/seed1"):
+        experiments.sweep(args)
+    assert "seed1: FAILED (RuntimeError: simulated crash)" in capsys.readouterr().out
+    recorded = experiments.load_results(args.results, args)["runs"]
+    assert sorted(recorded) == ["drawer-open-v3/dense/seed0", "drawer-open-v3/dense/seed2"]
+
+
 def test_the_report_reads_steps_to_80_percent_and_intervals_from_the_runs():
     results = {"settings": experiments.SweepArgs().fingerprint(), "runs": {
         "drawer-open-v3/shaped-progress/seed0": run([0.2, 0.9, 1.0], wall=120.0),

@@ -47,7 +47,11 @@ repeat, and ``--max-steps`` and ``--tail`` count agent steps):
 
 ``meta/robo_reward_episodes.json`` holds ``backend``, ``action_repeat`` and ``episodes``: per
 episode index, the task (``env``), ``outcome`` (success | partial | failure), seed,
-behaviour and ``success_frame`` (the first successful frame, or null). The dataset is
+behaviour and ``success_frame`` (the first successful frame, or null). With ``--keypoints``,
+each camera's depth is a feature too (``observation.depth.<camera>``, float32 (H, W)
+metres, +inf where no surface is seen: LeRobot's statistics of these features are then not
+finite, so normalise depth yourself if a policy reads it), and each episode's entry holds its ground-truth ``keypoints`` spec at its first
+frame (:class:`robo_reward.envs.keypoints.GroundTruthKeypoints`). The dataset is
 written to a temporary folder and renamed to ``--out`` when complete. Read it back with
 ``LeRobotDataset(repo_id, root=out)`` (add ``video_backend="pyav"`` where torchcodec
 cannot find FFmpeg's shared libraries).
@@ -71,9 +75,11 @@ from gymnasium import spaces
 from tqdm import tqdm
 
 from robo_reward.atomic import atomic_dir
-from robo_reward.data.lerobot import RECORDED_EPISODES
+from robo_reward.data.lerobot import DEPTH_PREFIX, RECORDED_EPISODES
 from robo_reward.envs import panda
 from robo_reward.envs.action_repeat import ActionRepeat
+from robo_reward.envs.depth import DepthViews
+from robo_reward.envs.keypoints import GroundTruthKeypoints
 from robo_reward.envs.metaworld import make_metaworld_env, metaworld_task_env
 from robo_reward.envs.metaworld_experts import Transition, scripted_rollout
 from robo_reward.envs.metaworld_search import ScriptedEpisode, find_scripted_episode
@@ -104,6 +110,9 @@ class RecordConfig:
         action_repeat: simulator steps per agent step (one frame), same action.
         shadows: render shadows (and reflections); a camera reward model fitted on the
             recording must score frames rendered the same way.
+        keypoints: also record each camera's depth (``observation.depth.<camera>``, float32
+            metres) and each episode's ground-truth keypoint spec at its first frame (the
+            sidecar's ``keypoints``), what the ``keypoint`` reward model scores with.
     """
 
     tasks: tuple[str, ...] = ("drawer-open-v3",)
@@ -120,6 +129,7 @@ class RecordConfig:
     backend: str = "metaworld"
     shadows: bool = True
     action_repeat: int = 1
+    keypoints: bool = False
 
     def __post_init__(self) -> None:
         if min(self.successes, self.partials, self.failures) < 0 or not (
@@ -323,6 +333,9 @@ def features(config: RecordConfig, env: gym.Env) -> dict[str, dict[str, Any]]:
         }
         for camera in config.cameras
     }
+    if config.keypoints:
+        spec.update({f"{DEPTH_PREFIX}{camera}": {"dtype": "float32", "shape": (config.size, config.size),
+                                                     "names": ["height", "width"]} for camera in config.cameras})
     spec.update(
         {
             "observation.state": {"dtype": "float32", "shape": (len(proprio),), "names": proprio},
@@ -354,6 +367,8 @@ def record_dataset(config: RecordConfig, out: Path, repo_id: str, overwrite: boo
         try:
             for task in config.tasks:
                 envs[task] = backend.make_env(task, config)
+                if config.keypoints:
+                    envs[task] = GroundTruthKeypoints(DepthViews(envs[task]), instructions[task], task)
             spec = _common_features(config, envs)
             folder.rmdir()  # LeRobot creates its root itself
             dataset = lerobot_dataset.LeRobotDataset.create(
@@ -376,6 +391,8 @@ def record_dataset(config: RecordConfig, out: Path, repo_id: str, overwrite: boo
                             sidecar.append({"episode_index": len(sidecar), "env": task, "outcome": outcome,
                                             "seed": episode.seed, "behaviour": episode.spec,
                                             "success_frame": success.index(True) if any(success) else None})
+                            if config.keypoints:
+                                sidecar[-1]["keypoints"] = envs[task].episode_task.keypoints.to_dict()
                             bar.update(1)
                     finally:
                         planner.close()
@@ -419,6 +436,7 @@ def _record_episode(
     for index, step in enumerate(backend.rollout(env, task, episode)):
         state = step.obs["state"]
         frame = {f"observation.images.{camera}": step.obs["views"][camera] for camera in cameras}
+        frame.update({f"{DEPTH_PREFIX}{camera}": depth for camera, depth in step.obs.get("depth", {}).items()})
         frame.update(
             {
                 "observation.state": np.asarray(backend.proprio(env, state), dtype=np.float32),
@@ -461,13 +479,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--vcodec", default=defaults.vcodec, choices=["libsvtav1", "h264", "hevc"])
     parser.add_argument("--no-shadows", dest="shadows", action="store_false",
                         help="render without shadows (faster; train and score with shadows off too)")
+    parser.add_argument("--keypoints", action="store_true",
+                        help="also record depth per camera and each episode's ground-truth keypoints (keypoint reward)")
     args = parser.parse_args(argv)
     backend = BACKENDS[args.backend]
     config = RecordConfig(
         tasks=tuple(args.tasks or backend.tasks), cameras=tuple(args.cameras or backend.cameras),
         size=args.size, successes=args.successes, partials=args.partials, failures=args.failures,
         seed=args.seed, fps=args.fps, tail=args.tail, max_steps=args.max_steps, vcodec=args.vcodec,
-        backend=args.backend, action_repeat=args.action_repeat, shadows=args.shadows,
+        backend=args.backend, action_repeat=args.action_repeat, shadows=args.shadows, keypoints=args.keypoints,
     )
     out = record_dataset(config, args.out, args.repo_id, args.overwrite)
     episodes = json.loads((out / EPISODES_SIDECAR).read_text())["episodes"]

@@ -318,6 +318,8 @@ def open_lerobot(source: str | Path, task: Task | None = None, download_root: Pa
 RECORDED_EPISODES = "meta/robo_reward_episodes.json"
 """Per-episode facts the demo recipe (datasets/metaworld_demos/record_lerobot.py) records
 beside a dataset: ``{"episodes": [{"episode_index", "outcome", …}], …}``."""
+DEPTH_PREFIX = "observation.depth."
+"""The recipe's depth features, ``observation.depth.<view>``: float32 (H, W) metres."""
 
 
 def read_recorded(root: str | Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ are equally far from the centre in 3D, so picking one there flips with the noise
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -36,7 +36,7 @@ import numpy as np
 from robo_reward.errors import ConfigError
 from robo_reward.geometry import CameraInfo, depth_at
 from robo_reward.keypoint_spec import Keypoint, KeypointSpec, Waypoint
-from robo_reward.types import Task
+from robo_reward.types import EPISODE_TASK, Task
 
 #: Meta-World's own success distances (each task's ``evaluate_state``), metres, for the
 #: object → goal waypoint; tasks not listed use :data:`DEFAULT_GOAL_THRESHOLD_M`.
@@ -94,7 +94,7 @@ def state_columns(env: gym.Env) -> tuple[tuple[int, int], np.ndarray] | None:
 
     Meta-World: columns 0–3 (the hand body; offset to the fingertip centre). panda-gym: the
     dict observation flattened in sorted key order (``achieved_goal``, ``desired_goal``,
-    ``observation``, as :func:`robo_reward.envs.reward_wrapper.state_vector` does), the
+    ``observation``, as :func:`robo_reward.scoring.state_vector` does), the
     ``observation``'s first three columns (the end effector itself; offset 0).
     """
     base = env.unwrapped
@@ -249,13 +249,29 @@ def spec_from_points(points: Mapping[str, np.ndarray], cameras: Mapping[str, Cam
     return KeypointSpec(keypoints, waypoints, cameras=dict(cameras), source=f"ground truth of {task or 'the env'}")
 
 
-def ground_truth_task(instruction: str, task: str = "", views: Sequence[str] | None = None
-                      ) -> Callable[[gym.Env], Task]:
-    """``env → Task(instruction, keypoints=ground_truth_spec(env, task, views))``: each
-    episode's task for :class:`~robo_reward.envs.reward_wrapper.RewardModelWrapper`'s
-    ``task_for_episode`` (called after ``reset``, so the spec is the episode's first state)."""
+class GroundTruthKeypoints(gym.Wrapper):
+    """Give each episode its ground-truth keypoints: after every ``reset``,
+    ``info["task"]`` is ``Task(instruction, keypoints=ground_truth_spec(env, task, views))``
+    of the episode's first state (objects move between episodes), which
+    :class:`~robo_reward.envs.reward_wrapper.RewardModelWrapper` and
+    :class:`~robo_reward.rl.vec_reward.VecRewardModel` score the episode with. It stands in
+    for a perfect proposer (a person or a VLM marking each episode's first frame); the
+    tracking that follows is the model's own. ``episode_task`` is the current episode's
+    task, for loops that do not see the reset info (the demo recipe's rollouts).
 
-    def make(env: gym.Env) -> Task:
-        return Task(instruction, keypoints=ground_truth_spec(env, task, views))
+    Args:
+        env: a Meta-World or panda-gym camera env.
+        instruction: the task in words.
+        task: the simulator task's name (its success distance, e.g. ``drawer-open-v3``).
+        views: the views to calibrate (default: every camera).
+    """
 
-    return make
+    def __init__(self, env: gym.Env, instruction: str, task: str = "", views: Sequence[str] | None = None) -> None:
+        super().__init__(env)
+        self.instruction, self.task_name, self.views = instruction, task, views
+        self.episode_task: Task | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[object, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.episode_task = Task(self.instruction, keypoints=ground_truth_spec(self.env, self.task_name, self.views))
+        return obs, {**info, EPISODE_TASK: self.episode_task}

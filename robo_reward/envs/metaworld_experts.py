@@ -29,8 +29,22 @@ _policies = require("metaworld.policies", "sim", "Meta-World expert policies")
 
 
 def expert_policy(task: str) -> Any:
-    """Meta-World's scripted expert for ``task``: ``policy.get_action(state) -> (4,) action``."""
-    return _policies.ENV_POLICY_MAP[check_task(task)]()
+    """Meta-World's scripted expert for ``task``: ``policy.get_action(state) -> (4,) action``.
+
+    The state is handed over as a copy: Meta-World's door-open and door-close experts shift
+    the door's position in the array they are given (``pos_door[0] -= 0.05`` on a view of
+    it), which corrupted every observation recorded after the expert had seen it."""
+    return _CopyingPolicy(_policies.ENV_POLICY_MAP[check_task(task)]())
+
+
+class _CopyingPolicy:
+    """A Meta-World policy given a copy of each observation."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+
+    def get_action(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy.get_action(np.array(obs, dtype=np.float64, copy=True))
 
 
 #: How :class:`ScriptedPolicy` makes actions, and the outcome each kind is meant to produce.

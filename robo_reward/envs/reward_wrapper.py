@@ -19,15 +19,16 @@ plus ``γ·Φ(s')·(1 − terminated) − Φ(s)``, Φ(s') kept on truncation; or
 simulator's success flag where it is 1, else the model's dense progress).
 
 Besides the views, each scored sample carries the observation's robot state
-(:func:`state_vector`) and, after :class:`robo_reward.envs.depth.DepthViews`, its depth
+(:func:`robo_reward.scoring.state_vector`) and, after :class:`robo_reward.envs.depth.DepthViews`, its depth
 images (``obs["depth"]``): the ``keypoint`` model reads the end effector from the one and
-lifts tracked points to 3D with the other. ``task_for_episode`` gives each episode its own
-task, e.g. its ground-truth keypoints (:func:`robo_reward.envs.keypoints.ground_truth_task`).
+lifts tracked points to 3D with the other. An episode whose reset ``info["task"]`` holds a
+:class:`~robo_reward.types.Task` is scored with it, e.g. its ground-truth keypoints
+(:class:`robo_reward.envs.keypoints.GroundTruthKeypoints`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -37,7 +38,7 @@ from robo_reward.errors import ConfigError, InputError
 from robo_reward.models.base import RewardModel
 from robo_reward.scoring import Scorer, check_views, stack_views
 from robo_reward.shaping import SIMULATOR_REWARDS, OnlineRewards, simulator_success
-from robo_reward.types import Scores, Task
+from robo_reward.types import EPISODE_TASK, Scores, Task
 
 
 class RewardModelWrapper(gym.Wrapper):
@@ -57,19 +58,16 @@ class RewardModelWrapper(gym.Wrapper):
         gamma: discount of the shaping; must equal the learner's (:meth:`check_learner`).
         reward: ``shaped`` or a transform of :data:`robo_reward.shaping.TRANSFORMS`.
         views_key: where the views are in the observation dict or in ``info``.
-        task_for_episode: called with the env after every ``reset``, returns that
-            episode's task (None: ``task`` for every episode).
     """
 
     def __init__(self, env: gym.Env, model: RewardModel, task: Task, gamma: float, reward: str = "shaped",
-                 views_key: str = "views", task_for_episode: Callable[[gym.Env], Task] | None = None) -> None:
+                 views_key: str = "views") -> None:
         super().__init__(env)
         if reward in SIMULATOR_REWARDS:
             raise ConfigError(f"reward '{reward}' is the simulator's own, with no reward model: use the env unwrapped")
         self.rewards = OnlineRewards(reward, gamma)  # refuses an unknown reward or γ
         self.model, self.task, self.reward, self.views_key = model, task, reward, views_key
         self.scorer = Scorer(model, task)
-        self.task_for_episode = task_for_episode
         space = env.observation_space
         if isinstance(space, gym.spaces.Dict) and isinstance(space.spaces.get(views_key), gym.spaces.Dict):
             check_views(model, tuple(space[views_key].spaces))
@@ -94,13 +92,16 @@ class RewardModelWrapper(gym.Wrapper):
         )
 
     def _score(self, obs: Any, info: dict[str, Any], start: bool) -> Scores:
+        """Score one observation (``start``: the first of an episode, scored with its task)."""
         views = self._views(obs, info)
-        state = obs.get("state") if isinstance(obs, Mapping) else None
-        depth = obs.get("depth") if isinstance(obs, Mapping) else None
+        if isinstance(obs, Mapping) and self.views_key in obs:  # the camera env's own observation
+            state, depth = obs.get("state"), obs.get("depth")
+        else:  # after ViewsToInfo: the observation is the state, depth is in info
+            state, depth = obs, info.get("depth")
         batch = stack_views([views], [self._step], source=f"env step {self._step}",
-                            states=None if state is None else [state_vector(state)],
+                            states=None if state is None else [state],
                             depths=None if depth is None else [depth])
-        scores = self.scorer.score(batch, starts=[start])
+        scores = self.scorer.score(batch, starts=[start], tasks=[self.task])
         info["progress"] = float(scores.progress[0])
         info["success_probability"] = float(scores.success[0])
         return scores
@@ -109,9 +110,7 @@ class RewardModelWrapper(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         info = dict(info)
         self._step = 0
-        if self.task_for_episode is not None:
-            self.task = self.task_for_episode(self.env)
-            self.scorer.set_task(self.task)
+        self.task = info.get(EPISODE_TASK, self.scorer.task)
         check_views(self.model, tuple(self._views(obs, info)))
         self.rewards.reset(self._score(obs, info, start=True).progress)  # the first observation: the context
         return obs, info
@@ -126,11 +125,3 @@ class RewardModelWrapper(gym.Wrapper):
         reward = self.rewards.step(scores.progress, scores.success, simulator_success(info), terminated, truncated)
         return obs, float(reward[0]), terminated, truncated, info
 
-
-def state_vector(state: Any) -> np.ndarray:
-    """A robot state as one float64 vector: an array flattened, a dict observation (panda-gym's
-    ``achieved_goal``, ``desired_goal``, ``observation``) its values in sorted key order, as
-    :func:`gymnasium.spaces.flatten` orders a Dict space."""
-    if isinstance(state, Mapping):
-        return np.concatenate([np.ravel(np.asarray(state[key], dtype=np.float64)) for key in sorted(state)])
-    return np.ravel(np.asarray(state, dtype=np.float64))

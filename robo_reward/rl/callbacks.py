@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ import numpy as np
 from robo_reward.errors import require
 from robo_reward.models.base import RewardModel
 from robo_reward.rl.video import write_rollout_video
-from robo_reward.scoring import Scorer
+from robo_reward.scoring import Scorer, stack_views
 from robo_reward.shaping import simulator_success
-from robo_reward.types import FrameBatch, Task
+from robo_reward.types import EPISODE_TASK, Task
 
 require("stable_baselines3", "sim", "RL training")
 from stable_baselines3.common.callbacks import BaseCallback
@@ -57,11 +58,11 @@ class SuccessEvalCallback(BaseCallback):
         successes, returns = [], []
         for episode in range(self.episodes):
             record = episode == 0 and self.record_video
-            frames, total, succeeded = run_episode(self.eval_env, self.model, record)
-            successes.append(succeeded)
-            returns.append(total)
+            result = run_episode(self.eval_env, self.model, record)
+            successes.append(result.succeeded)
+            returns.append(result.total)
             if record:
-                write_rollout(self.out / "videos" / f"eval_{self.num_timesteps:08d}.mp4", frames,
+                write_rollout(self.out / "videos" / f"eval_{self.num_timesteps:08d}.mp4", result,
                               self.reward_model, self.task)
         rate = float(np.mean(successes))
         self.logger.record("eval/success_rate", rate)
@@ -73,32 +74,52 @@ class SuccessEvalCallback(BaseCallback):
 
 
 
-def run_episode(env: Any, policy: Any, record: bool = False) -> tuple[list[dict[str, np.ndarray]], float, bool]:
-    """One deterministic episode of ``policy`` (anything with SB3's ``predict``) on ``env``:
-    (its views per step when ``record``, else [], the return, whether the simulator ever
-    reported success)."""
+@dataclass
+class Episode:
+    """One evaluation episode: its return, whether it succeeded and, when recorded, what a
+    reward model scores of each observation (views, the observation as robot state, depth
+    where rendered) and the episode's own task where its reset gave one."""
+
+    total: float
+    succeeded: bool
+    views: list[dict[str, np.ndarray]] = field(default_factory=list)
+    states: list[Any] = field(default_factory=list)
+    depths: list[dict[str, np.ndarray]] | None = None
+    task: Task | None = None
+
+
+def run_episode(env: Any, policy: Any, record: bool = False) -> Episode:
+    """One deterministic episode of ``policy`` (anything with SB3's ``predict``) on ``env``;
+    its observations recorded when ``record``."""
     obs, info = env.reset()
-    frames, total, succeeded, done = [info["views"]] if record else [], 0.0, False, False
-    while not done:
+    episode = Episode(0.0, False, task=info.get(EPISODE_TASK))
+    done = False
+    while True:
+        if record:
+            episode.views.append(info["views"])
+            episode.states.append(obs)
+            if "depth" in info:
+                episode.depths = [*(episode.depths or []), info["depth"]]
+        if done:
+            return episode
         action, _ = policy.predict(obs, deterministic=True)
         obs, reward, terminated, truncated, info = env.step(action)
-        total += float(reward)
-        succeeded |= simulator_success(info) > 0
+        episode.total += float(reward)
+        episode.succeeded |= simulator_success(info) > 0
         done = terminated or truncated
-        if record:
-            frames.append(info["views"])
-    return frames, total, succeeded
 
 
-def write_rollout(path: Path, frames: list[dict[str, np.ndarray]], model: RewardModel | None, task: Task) -> None:
-    """A video of an episode's views side by side with ``model``'s progress curve (flat without one)."""
-    tiles = [np.concatenate(list(views.values()), axis=1) for views in frames]
+def write_rollout(path: Path, episode: Episode, model: RewardModel | None, task: Task) -> None:
+    """A video of a recorded episode's views side by side with ``model``'s progress curve
+    (flat without one), scored as online: with its states, depth and own task."""
+    tiles = [np.concatenate(list(views.values()), axis=1) for views in episode.views]
     if model is not None:
-        names = list(frames[0])
-        batch = FrameBatch(views={n: np.stack([f[n] for f in frames]) for n in names},
-                           timestamps_ns=np.arange(len(frames)), source="eval rollout")
-        curve = Scorer(model, task).score(batch).progress.tolist()
+        count = len(episode.views)
+        batch = stack_views(episode.views, np.arange(count), "eval rollout", states=episode.states,
+                            depths=episode.depths)
+        starts = np.arange(count) == 0
+        curve = Scorer(model, task).score(batch, starts=starts, tasks=[episode.task] * count).progress.tolist()
     else:
-        curve = [0.0] * len(frames)
+        curve = [0.0] * len(tiles)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_rollout_video(path, tiles, curve)

@@ -13,7 +13,8 @@ Rewards, per :data:`robo_reward.rl.vec_reward.REWARDS`:
 * ``sparse`` — ``next.success`` as 1.0/0.0;
 * a model mode (``shaped``, ``progress``…) — the episode's frames scored by the same
   :class:`~robo_reward.scoring.Scorer` (one stream, the episode's first frame its
-  context) and turned into rewards by the same :class:`~robo_reward.shaping.OnlineRewards`
+  context; each frame with its observation as the robot state, its depth and the
+  episode's keypoints where loaded, as the online envs give them) and turned into rewards by the same :class:`~robo_reward.shaping.OnlineRewards`
   as :class:`~robo_reward.rl.vec_reward.VecRewardModel` uses online, with the recorded
   success flag as the task reward. Given the same frames, a demo transition gets the
   reward the online learner would have received for it.
@@ -25,13 +26,20 @@ are successful); perturbed or partial recordings are skipped.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from robo_reward.data.lerobot import LeRobotEpisode, open_lerobot, read_recorded
+from robo_reward.data.lerobot import (
+    DEPTH_PREFIX,
+    RECORDED_EPISODES,
+    LeRobotEpisode,
+    open_lerobot,
+    read_recorded,
+)
 from robo_reward.errors import ConfigError, InputError
+from robo_reward.keypoint_spec import KeypointSpec
 from robo_reward.models.base import RewardModel
 from robo_reward.scoring import Scorer
 from robo_reward.shaping import REWARD_MODES, SIMULATOR_REWARDS, OnlineRewards
@@ -52,6 +60,8 @@ class Demonstration:
         env_rewards: (T,) float32, the simulator's reward of each step (``next.reward``).
         success: (T,) bool, the task's success flag after each step (``next.success``).
         views: view name → (T, H, W, 3) uint8 frames, the observation before each action.
+        depth: view name → (T, H, W) float32 metres, where loaded (the recipe's ``--keypoints``).
+        keypoints: the episode's keypoint spec at its first frame, where loaded (the same).
     """
 
     name: str
@@ -60,6 +70,8 @@ class Demonstration:
     env_rewards: np.ndarray
     success: np.ndarray
     views: dict[str, np.ndarray]
+    depth: dict[str, np.ndarray] | None = None
+    keypoints: KeypointSpec | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -85,12 +97,17 @@ def load_demonstrations(
     views: Sequence[str],
     limit: int | None = None,
     observation_key: str = OBSERVATION_KEY,
+    depth: bool = False,
+    keypoints: bool = False,
 ) -> list[Demonstration]:
     """The successful episodes of a LeRobot dataset, in episode order, at most ``limit``.
 
     ``views`` are the cameras the reward model needs (dataset feature
     ``observation.images.<view>``); with none, no frames are decoded (``dense`` and
-    ``sparse`` rewards need none). Errors name the dataset and the missing feature.
+    ``sparse`` rewards need none). ``depth``: also each view's depth
+    (``observation.depth.<view>``); ``keypoints``: each episode's keypoint spec from the
+    recipe's sidecar — both recorded by the recipe's ``--keypoints``. Errors name the
+    dataset and the missing feature.
     """
     import pyarrow.parquet as pq
 
@@ -98,7 +115,9 @@ def load_demonstrations(
     missing = [view for view in views if view not in episodes[0].cameras]
     if missing:
         raise InputError(f"{source}: no camera feature for view(s) {missing}; it has {episodes[0].view_names}")
-    columns = [observation_key, "action", "next.reward", "next.success", "frame_index"]
+    depth_columns = {view: f"{DEPTH_PREFIX}{view}" for view in views} if depth else {}
+    specs = _recorded_specs(source) if keypoints else {}
+    columns = [observation_key, "action", "next.reward", "next.success", "frame_index", *depth_columns.values()]
     demos: list[Demonstration] = []
     for episode in episodes:
         if limit is not None and len(demos) >= limit:
@@ -108,7 +127,11 @@ def load_demonstrations(
         table = pq.read_table(episode.data_file, filters=[("episode_index", "=", episode.episode_index)])
         absent = [c for c in columns if c not in table.column_names]
         if absent:
-            raise InputError(f"{episode.data_file}: demonstrations need the feature(s) {absent}")
+            hint = " (record the demos with --keypoints)" if set(absent) & set(depth_columns.values()) else ""
+            raise InputError(f"{episode.data_file}: demonstrations need the feature(s) {absent}{hint}")
+        if keypoints and episode.episode_index not in specs:
+            raise InputError(f"{Path(source) / RECORDED_EPISODES}: episode {episode.episode_index} has no keypoints "
+                             "(record the demos with --keypoints)")
         rows = table.select(columns).to_pandas().sort_values("frame_index")
         success = np.array([bool(np.asarray(v).reshape(-1)[0]) for v in rows["next.success"]])
         if not success.any():
@@ -120,10 +143,21 @@ def load_demonstrations(
             env_rewards=np.array([np.asarray(v).reshape(-1)[0] for v in rows["next.reward"]], dtype=np.float32),
             success=success,
             views=_frames(episode, views),
+            depth={view: np.stack([np.stack(frame) for frame in rows[column]]).astype(np.float32)
+                   for view, column in depth_columns.items()} if depth else None,
+            keypoints=specs.get(episode.episode_index),
         ))
     if not demos:
         raise InputError(f"{source}: no episode reaches success (next.success); demonstrations must succeed")
     return demos
+
+
+def _recorded_specs(source: str | Path) -> dict[int, KeypointSpec]:
+    """episode_index → its keypoint spec, from the recipe's sidecar."""
+    where = Path(source) / RECORDED_EPISODES
+    return {int(record["episode_index"]): KeypointSpec.from_dict(record["keypoints"], f"{where} episode "
+                                                                                    f"{record['episode_index']}")
+            for record in read_recorded(source).get("episodes", []) if "keypoints" in record}
 
 
 def _frames(episode: LeRobotEpisode, views: Sequence[str]) -> dict[str, np.ndarray]:
@@ -184,8 +218,12 @@ def _model_rewards(demo: Demonstration, count: int, terminal: bool, reward: str,
                    model: RewardModel, task: Task, batch_size: int) -> np.ndarray:
     """Score the episode's frames as one stream and make its rewards step by step, as
     :class:`~robo_reward.rl.vec_reward.VecRewardModel` does online."""
-    batch = FrameBatch(views=demo.views, timestamps_ns=np.arange(len(demo), dtype=np.int64), source=demo.name)
-    scores = Scorer(model, task, batch_size).score(batch)
+    batch = FrameBatch(views=demo.views, timestamps_ns=np.arange(len(demo), dtype=np.int64), source=demo.name,
+                       state=demo.observations.astype(np.float64), depth=demo.depth)
+    episode_task = None if demo.keypoints is None else replace(task, keypoints=demo.keypoints)
+    starts = np.zeros(len(demo), dtype=bool)
+    starts[0] = True
+    scores = Scorer(model, task, batch_size).score(batch, starts=starts, tasks=[episode_task] + [None] * (len(demo) - 1))
     rewards = OnlineRewards(reward, gamma)
     rewards.reset(scores.progress[0])
     out = np.empty(count)

@@ -146,7 +146,8 @@ class RLPD(SAC):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
-        critic_losses, actor_losses, ent_coefs = [], [], []
+        critic_losses, ent_coefs = [], []
+        actor_stats: list[dict[str, float]] = []
         n_critics = len(self.critic.q_networks)
         for step in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
@@ -169,26 +170,29 @@ class RLPD(SAC):
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
             polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
             if (step + 1) % self.utd_ratio == 0:
-                actor_losses.append(self._update_actor(data, ent_coef))
+                actor_stats.append(self._update_actor(data, ent_coef))
             ent_coefs.append(ent_coef.item())
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(np.mean(ent_coefs)))
         self.logger.record("train/critic_loss", float(np.mean(critic_losses)))
-        if actor_losses:
-            self.logger.record("train/actor_loss", float(np.mean(actor_losses)))
+        for key in actor_stats[0] if actor_stats else ():  # actor_loss, q_abs_mean (the BC term's scale), bc_mse
+            self.logger.record(f"train/{key}", float(np.mean([stats[key] for stats in actor_stats])))
 
-    def _update_actor(self, data: ReplayBufferSamples, ent_coef: th.Tensor) -> float:
-        """One actor step (maximising the ensemble's mean Q) and one temperature step."""
+    def _update_actor(self, data: ReplayBufferSamples, ent_coef: th.Tensor) -> dict[str, float]:
+        """One actor step (maximising the ensemble's mean Q) and one temperature step; returns
+        the actor loss, mean |Q| and, with the BC term, its squared action error."""
         actions, log_prob = self.actor.action_log_prob(data.observations)
         log_prob = log_prob.reshape(-1, 1)
         q = th.cat(self.critic(data.observations, actions), dim=1).mean(dim=1, keepdim=True)
         actor_loss = (ent_coef * log_prob - q).mean()
+        stats = {"q_abs_mean": q.abs().mean().item()}
         demos = getattr(self.replay_buffer, "demos", None)
         if self.bc_weight > 0 and demos is not None and demos.size():
             demo = demos.sample(max(len(actions) // 2, 1), env=self._vec_normalize_env)
             imitation = F.mse_loss(self.actor(demo.observations, deterministic=True), demo.actions)
             actor_loss = actor_loss + self.bc_weight * q.abs().mean().detach() * imitation
+            stats["bc_mse"] = imitation.item()
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()
@@ -197,4 +201,4 @@ class RLPD(SAC):
             self.ent_coef_optimizer.zero_grad()
             ent_coef_loss.backward()
             self.ent_coef_optimizer.step()
-        return actor_loss.item()
+        return {"actor_loss": actor_loss.item(), **stats}

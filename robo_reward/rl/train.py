@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from robo_reward.errors import ConfigError, require
-from robo_reward.shaping import check_gamma
+from robo_reward.shaping import REWARD_MODES, check_gamma
 from robo_reward.types import Task
 
 
@@ -53,11 +53,17 @@ class TrainArgs:
     action_repeat: int = 1
     """simulator steps per agent step (the action held); views are rendered once per agent step"""
     reward: str = "shaped"
-    """sparse | dense | shaped | progress"""
+    """sparse | dense | shaped | a transform of robo_reward.shaping.TRANSFORMS (progress, kagi…)"""
     reward_model: str | None = None
     """reward model: registered name or checkpoint path (needed for shaped/progress)"""
     reward_model_options: dict[str, Any] = field(default_factory=dict)
     """config options when reward_model is a registered name (e.g. {arch: ViT-B-32})"""
+    depth: bool = False
+    """render each camera's depth too, for the reward model (the keypoint model lifts tracked
+    points to 3D with it); demos then need recorded depth (the recipe's --keypoints)"""
+    ground_truth_keypoints: bool = False
+    """each episode's task holds the simulator's ground-truth keypoints at its first state
+    (GroundTruthKeypoints; the demos' from the recipe's sidecar): the keypoint model's spec"""
     relabel: bool = False
     """score views after each rollout and rewrite the replay buffer (SAC only)"""
     algo: str = "sac"
@@ -143,21 +149,20 @@ def make_camera_env(args: TrainArgs, seed: int, render: bool = True):
     import gymnasium as gym
 
     from robo_reward.envs.action_repeat import ActionRepeat
-    from robo_reward.rl.views import ViewsToInfo
 
     repeat = args.action_repeat
     if args.backend == "metaworld":
         from robo_reward.envs.metaworld import make_metaworld_env, metaworld_task_env
 
         limit = args.max_episode_steps * repeat + 1  # our TimeLimit, not Meta-World's, truncates
-        env = (ViewsToInfo(make_metaworld_env(args.task, args.cameras, args.image_size, max_path_length=limit,
-                                              shadows=args.shadows, action_repeat=repeat))
+        env = (_for_the_reward_model(make_metaworld_env(args.task, args.cameras, args.image_size, max_path_length=limit,
+                                                        shadows=args.shadows, action_repeat=repeat), args)
                if render else ActionRepeat(metaworld_task_env(args.task, max_path_length=limit), repeat))
     elif args.backend == "panda":
         from robo_reward.envs.panda import check_task, make_panda_env
 
-        env = (ViewsToInfo(make_panda_env(args.task, args.cameras, args.image_size, shadows=args.shadows,
-                                          action_repeat=repeat))
+        env = (_for_the_reward_model(make_panda_env(args.task, args.cameras, args.image_size, shadows=args.shadows,
+                                                    action_repeat=repeat), args)
                if render else ActionRepeat(gym.make(check_task(args.task)), repeat))
         env = gym.wrappers.FlattenObservation(env)
     else:
@@ -165,6 +170,20 @@ def make_camera_env(args: TrainArgs, seed: int, render: bool = True):
     env = gym.wrappers.TimeLimit(env, max_episode_steps=args.max_episode_steps)
     env.reset(seed=seed)
     return env
+
+
+def _for_the_reward_model(env: Any, args: TrainArgs) -> Any:
+    """A camera env with its depth (``depth``) and each episode's ground-truth keypoints
+    (``ground_truth_keypoints``) where asked, its views (and depth) moved to ``info``."""
+    from robo_reward.envs.depth import DepthViews
+    from robo_reward.envs.keypoints import GroundTruthKeypoints
+    from robo_reward.rl.views import ViewsToInfo
+
+    if args.depth:
+        env = DepthViews(env)
+    if args.ground_truth_keypoints:
+        env = GroundTruthKeypoints(env, args.instruction, args.task, args.cameras)
+    return ViewsToInfo(env)
 
 
 def check_args(args: TrainArgs) -> None:
@@ -179,7 +198,7 @@ def check_args(args: TrainArgs) -> None:
         raise ConfigError("demos fill RLPD's demo buffer: set algo: rlpd (or drop demos)")
     if args.action_repeat < 1:
         raise ConfigError(f"action_repeat must be >= 1, got {args.action_repeat}")
-    if args.reward in ("shaped", "progress") and not args.reward_model:
+    if args.reward in REWARD_MODES and not args.reward_model:
         raise ConfigError(f"reward '{args.reward}' needs reward_model (a registered name or a checkpoint path)")
     if args.relabel and args.algo == "ppo":
         raise ConfigError("relabel needs an off-policy learner: set algo: sac or rlpd, or relabel: false")
@@ -214,7 +233,7 @@ def train(args: TrainArgs) -> Path:
     torch.set_num_threads(args.torch_threads)
     out = Path(args.out)
     task = Task(args.instruction)
-    render = args.reward in ("shaped", "progress")
+    render = args.reward in REWARD_MODES
     eval_env = make_camera_env(args, args.seed + 10_000, render=args.record_video)
     venv = DummyVecEnv([lambda i=i: make_camera_env(args, args.seed + i, render) for i in range(args.n_envs)])
     venv.seed(args.seed)
@@ -296,7 +315,8 @@ def fill_demo_buffer(learner: Any, args: TrainArgs, model: Any, task: Task) -> i
                           f"{'on' if render.get('shadows') else 'off'}, training renders {args.image_size} px with "
                           f"shadows {'on' if args.shadows else 'off'}: record the demos as the env renders")
     views = args.cameras if model is not None else ()
-    demos = load_demonstrations(args.demos, views, limit=args.demo_episodes)
+    demos = load_demonstrations(args.demos, views, limit=args.demo_episodes, depth=model is not None and args.depth,
+                                keypoints=model is not None and args.ground_truth_keypoints)
     observation_size = int(np.prod(learner.observation_space.shape))
     action_size = int(np.prod(learner.action_space.shape))
     if demos[0].observations.shape[1] != observation_size or demos[0].actions.shape[1] != action_size:

@@ -33,7 +33,7 @@ from robo_reward.errors import ConfigError, require
 from robo_reward.models.base import RewardModel
 from robo_reward.scoring import Scorer, check_views, stack_views
 from robo_reward.shaping import REWARD_MODES, SIMULATOR_REWARDS, OnlineRewards, check_gamma, simulator_success
-from robo_reward.types import Scores, Task
+from robo_reward.types import EPISODE_TASK, Scores, Task
 
 require("stable_baselines3", "sim", "RL training")
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
@@ -48,9 +48,19 @@ __all__ = ["REWARDS", "VecRewardModel"]
 
 
 @dataclass
+class _Sample:
+    """What the model scores of one observation: its views, the env's state, its depth (if rendered)."""
+
+    views: dict[str, np.ndarray]
+    state: Any
+    depth: dict[str, np.ndarray] | None
+
+
+@dataclass
 class _PendingStep:
-    next_views: list[dict[str, np.ndarray]]
-    reset_views: dict[int, dict[str, np.ndarray]]
+    next_samples: list[_Sample]
+    reset_samples: dict[int, _Sample]
+    reset_tasks: dict[int, Task | None]
     task_reward: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
@@ -60,9 +70,12 @@ class VecRewardModel(VecEnvWrapper):
     """Replace a camera VecEnv's reward by a reward model's (see module docstring).
 
     The wrapped envs must put their views in ``info["views"]`` (use
-    :class:`robo_reward.rl.views.ViewsToInfo`). ``info["progress"]`` and
-    ``info["success_probability"]`` carry the model's output; the simulator's own success
-    flag stays in ``info``.
+    :class:`robo_reward.rl.views.ViewsToInfo`; depth, where rendered, in ``info["depth"]``).
+    Each sample carries its env's observation as the robot state, and an episode whose reset
+    ``info["task"]`` holds a :class:`~robo_reward.types.Task` (e.g.
+    :class:`robo_reward.envs.keypoints.GroundTruthKeypoints`) is scored with it.
+    ``info["progress"]`` and ``info["success_probability"]`` carry the model's output; the
+    simulator's own success flag stays in ``info``.
 
     Args:
         venv: N camera envs.
@@ -110,16 +123,25 @@ class VecRewardModel(VecEnvWrapper):
         if self.uses_model:
             self.rewards.check_learner(learner_gamma)
 
-    def _score(self, views: list[dict[str, np.ndarray]], streams: np.ndarray, starts: np.ndarray) -> Scores:
-        batch = stack_views(views, np.full(len(views), self._step_count), source=f"env step {self._step_count}")
-        return self.scorer.score(batch, streams, starts)
+    def _score(self, samples: list[_Sample], streams: np.ndarray, starts: np.ndarray,
+               tasks: list[Task | None] | None = None) -> Scores:
+        depths = None if samples[0].depth is None else [sample.depth for sample in samples]
+        batch = stack_views([sample.views for sample in samples], np.full(len(samples), self._step_count),
+                            source=f"env step {self._step_count}", states=[sample.state for sample in samples],
+                            depths=depths)
+        return self.scorer.score(batch, streams, starts, tasks)
+
+    def _reset_sample(self, env: int, obs: Any) -> _Sample:
+        info = self.venv.reset_infos[env]
+        return _Sample(info["views"], _env_obs(obs, env), info.get("depth"))
 
     def reset(self) -> Any:
         obs = self.venv.reset()
         if self.uses_model:
-            views = [self.venv.reset_infos[i]["views"] for i in range(self.num_envs)]
+            samples = [self._reset_sample(i, obs) for i in range(self.num_envs)]
+            tasks = [self.venv.reset_infos[i].get(EPISODE_TASK) for i in range(self.num_envs)]
             streams = np.arange(self.num_envs)
-            self.rewards.reset(self._score(views, streams, np.ones(self.num_envs, dtype=bool)).progress)
+            self.rewards.reset(self._score(samples, streams, np.ones(self.num_envs, dtype=bool), tasks).progress)
         self._pending = []
         return obs
 
@@ -133,14 +155,18 @@ class VecRewardModel(VecEnvWrapper):
             return obs, env_reward, dones, infos
         if self.reward == "sparse":
             return obs, success.astype(np.float32), dones, infos
-        next_views = [info.pop("views") for info in infos]
+        # an env that auto-reset returns its new episode's first observation; its last is in info
+        next_samples = [_Sample(info.pop("views"), info["terminal_observation"] if dones[i] else _env_obs(obs, i),
+                                info.pop("depth", None)) for i, info in enumerate(infos)]
         done_envs = np.flatnonzero(dones)
-        reset_views = {int(i): self.venv.reset_infos[i]["views"] for i in done_envs}
+        reset_samples = {int(i): self._reset_sample(int(i), obs) for i in done_envs}
+        reset_tasks = {int(i): self.venv.reset_infos[i].get(EPISODE_TASK) for i in done_envs}
         if self.relabel_enabled:
-            self._pending.append(_PendingStep(next_views, reset_views, success, terminated, truncated))
+            self._pending.append(_PendingStep(next_samples, reset_samples, reset_tasks, success, terminated, truncated))
             return obs, success.astype(np.float32), dones, infos
         streams, starts = _stream_layout(self.num_envs, done_envs)
-        scores = self._score(next_views + [reset_views[i] for i in done_envs], streams, starts)
+        scores = self._score(next_samples + [reset_samples[i] for i in done_envs], streams, starts,
+                             [None] * self.num_envs + [reset_tasks[i] for i in done_envs])
         phi_next = scores.progress[: self.num_envs]
         rewards = self.rewards.step(phi_next, scores.success[: self.num_envs], success, terminated, truncated)
         if len(done_envs):
@@ -158,15 +184,17 @@ class VecRewardModel(VecEnvWrapper):
         steps, self._pending = self._pending, []
         if not steps:
             return np.zeros((0, self.num_envs), dtype=np.float32)
-        flat: list[dict[str, np.ndarray]] = []
+        flat: list[_Sample] = []
+        tasks: list[Task | None] = []
         streams, starts = [], []
         for step in steps:
-            resets = sorted(step.reset_views)
-            flat += step.next_views + [step.reset_views[i] for i in resets]
+            resets = sorted(step.reset_samples)
+            flat += step.next_samples + [step.reset_samples[i] for i in resets]
+            tasks += [None] * self.num_envs + [step.reset_tasks[i] for i in resets]
             layout = _stream_layout(self.num_envs, np.array(resets, dtype=np.int64))
             streams.append(layout[0])
             starts.append(layout[1])
-        scores = self._score(flat, np.concatenate(streams), np.concatenate(starts))
+        scores = self._score(flat, np.concatenate(streams), np.concatenate(starts), tasks)
         progress, success_probability = scores.progress, scores.success
         rewards = np.empty((len(steps), self.num_envs), dtype=np.float32)
         cursor = 0
@@ -175,11 +203,18 @@ class VecRewardModel(VecEnvWrapper):
             success_next = success_probability[cursor : cursor + self.num_envs]
             cursor += self.num_envs
             rewards[t] = self.rewards.step(phi_next, success_next, step.task_reward, step.terminated, step.truncated)
-            resets = sorted(step.reset_views)
+            resets = sorted(step.reset_samples)
             if resets:
                 self.rewards.reset(progress[cursor : cursor + len(resets)], streams=np.array(resets))
                 cursor += len(resets)
         return rewards
+
+
+def _env_obs(obs: Any, env: int) -> Any:
+    """Env ``env``'s observation of a VecEnv's batched observations (an array, or a dict of arrays)."""
+    if isinstance(obs, dict):
+        return {key: value[env] for key, value in obs.items()}
+    return obs[env]
 
 
 def _stream_layout(num_envs: int, reset_envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
