@@ -43,7 +43,6 @@ import numpy as np
 
 from robo_reward.assets import DEFAULT_MODEL
 from robo_reward.atomic import atomic_path, write_marked_block
-from robo_reward.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDER = ROOT / "datasets" / "metaworld_demos" / "record_lerobot.py"
@@ -186,16 +185,12 @@ def record_demos(spec: TaskSpec, args: SweepArgs, keypoints: bool) -> Path:
     with depth and each episode's ground-truth keypoints (the recipe's ``--keypoints``). A
     cached recording without them is recorded again where ``keypoints`` rows need them: the
     recipe is deterministic, so the episodes are the same."""
-    from robo_reward.rl.demos import load_demonstrations
+    from robo_reward.data.lerobot import read_recorded
 
     folder = args.out / "demos" / spec.task
-    if (folder / "meta" / "info.json").is_file():
-        try:
-            if keypoints:
-                load_demonstrations(folder, (), limit=1, keypoints=True)
-            return folder
-        except InputError:
-            pass
+    if (folder / "meta" / "info.json").is_file() and (
+            not keypoints or all("keypoints" in e for e in read_recorded(folder).get("episodes", [{}]))):
+        return folder
     command = [sys.executable, str(RECORDER), "--backend", spec.backend, "--tasks", spec.task,
                "--cameras", *spec.cameras, "--size", str(args.image_size), "--successes", str(args.demo_episodes),
                "--failures", str(args.perturbed_episodes), "--action-repeat", str(args.action_repeat),

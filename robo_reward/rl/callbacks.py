@@ -99,7 +99,8 @@ def run_episode(env: Any, policy: Any, record: bool = False) -> Episode:
             episode.views.append(info["views"])
             episode.states.append(obs)
             if "depth" in info:
-                episode.depths = [*(episode.depths or []), info["depth"]]
+                episode.depths = episode.depths if episode.depths is not None else []
+                episode.depths.append(info["depth"])
         if done:
             return episode
         action, _ = policy.predict(obs, deterministic=True)

@@ -49,18 +49,19 @@ __all__ = ["REWARDS", "VecRewardModel"]
 
 @dataclass
 class _Sample:
-    """What the model scores of one observation: its views, the env's state, its depth (if rendered)."""
+    """What the model scores of one observation: its views, the env's state, its depth (if
+    rendered) and, for an episode's first, the episode's own task (if its reset gave one)."""
 
     views: dict[str, np.ndarray]
     state: Any
     depth: dict[str, np.ndarray] | None
+    task: Task | None = None
 
 
 @dataclass
 class _PendingStep:
     next_samples: list[_Sample]
     reset_samples: dict[int, _Sample]
-    reset_tasks: dict[int, Task | None]
     task_reward: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
@@ -123,25 +124,23 @@ class VecRewardModel(VecEnvWrapper):
         if self.uses_model:
             self.rewards.check_learner(learner_gamma)
 
-    def _score(self, samples: list[_Sample], streams: np.ndarray, starts: np.ndarray,
-               tasks: list[Task | None] | None = None) -> Scores:
+    def _score(self, samples: list[_Sample], streams: np.ndarray, starts: np.ndarray) -> Scores:
         depths = None if samples[0].depth is None else [sample.depth for sample in samples]
         batch = stack_views([sample.views for sample in samples], np.full(len(samples), self._step_count),
                             source=f"env step {self._step_count}", states=[sample.state for sample in samples],
                             depths=depths)
-        return self.scorer.score(batch, streams, starts, tasks)
+        return self.scorer.score(batch, streams, starts, [sample.task for sample in samples])
 
     def _reset_sample(self, env: int, obs: Any) -> _Sample:
         info = self.venv.reset_infos[env]
-        return _Sample(info["views"], _env_obs(obs, env), info.get("depth"))
+        return _Sample(info["views"], _env_obs(obs, env), info.get("depth"), info.get(EPISODE_TASK))
 
     def reset(self) -> Any:
         obs = self.venv.reset()
         if self.uses_model:
             samples = [self._reset_sample(i, obs) for i in range(self.num_envs)]
-            tasks = [self.venv.reset_infos[i].get(EPISODE_TASK) for i in range(self.num_envs)]
             streams = np.arange(self.num_envs)
-            self.rewards.reset(self._score(samples, streams, np.ones(self.num_envs, dtype=bool), tasks).progress)
+            self.rewards.reset(self._score(samples, streams, np.ones(self.num_envs, dtype=bool)).progress)
         self._pending = []
         return obs
 
@@ -160,13 +159,11 @@ class VecRewardModel(VecEnvWrapper):
                                 info.pop("depth", None)) for i, info in enumerate(infos)]
         done_envs = np.flatnonzero(dones)
         reset_samples = {int(i): self._reset_sample(int(i), obs) for i in done_envs}
-        reset_tasks = {int(i): self.venv.reset_infos[i].get(EPISODE_TASK) for i in done_envs}
         if self.relabel_enabled:
-            self._pending.append(_PendingStep(next_samples, reset_samples, reset_tasks, success, terminated, truncated))
+            self._pending.append(_PendingStep(next_samples, reset_samples, success, terminated, truncated))
             return obs, success.astype(np.float32), dones, infos
         streams, starts = _stream_layout(self.num_envs, done_envs)
-        scores = self._score(next_samples + [reset_samples[i] for i in done_envs], streams, starts,
-                             [None] * self.num_envs + [reset_tasks[i] for i in done_envs])
+        scores = self._score(next_samples + [reset_samples[i] for i in done_envs], streams, starts)
         phi_next = scores.progress[: self.num_envs]
         rewards = self.rewards.step(phi_next, scores.success[: self.num_envs], success, terminated, truncated)
         if len(done_envs):
@@ -185,16 +182,14 @@ class VecRewardModel(VecEnvWrapper):
         if not steps:
             return np.zeros((0, self.num_envs), dtype=np.float32)
         flat: list[_Sample] = []
-        tasks: list[Task | None] = []
         streams, starts = [], []
         for step in steps:
             resets = sorted(step.reset_samples)
             flat += step.next_samples + [step.reset_samples[i] for i in resets]
-            tasks += [None] * self.num_envs + [step.reset_tasks[i] for i in resets]
             layout = _stream_layout(self.num_envs, np.array(resets, dtype=np.int64))
             streams.append(layout[0])
             starts.append(layout[1])
-        scores = self._score(flat, np.concatenate(streams), np.concatenate(starts), tasks)
+        scores = self._score(flat, np.concatenate(streams), np.concatenate(starts))
         progress, success_probability = scores.progress, scores.success
         rewards = np.empty((len(steps), self.num_envs), dtype=np.float32)
         cursor = 0
