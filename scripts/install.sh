@@ -24,7 +24,10 @@ if [ "$need_osmesa" = 1 ] || [ "$need_ffmpeg" = 1 ]; then
   [ "$need_osmesa" = 1 ] && packages+=(libosmesa6)
   if [ "$need_ffmpeg" = 1 ]; then
     for version in 62 61 60 59 58; do  # the newest FFmpeg this Debian has that torchcodec loads
-      if apt-cache policy "libavdevice$version" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+      # read the policy first: `apt-cache … | grep -q` fails under pipefail when grep's early exit
+      # kills apt-cache with SIGPIPE, and a package that is there looked missing
+      policy="$(apt-cache policy "libavdevice$version" 2>/dev/null || true)"
+      if grep -q 'Candidate: [0-9]' <<<"$policy"; then
         packages+=("libavdevice$version"); break
       fi
     done

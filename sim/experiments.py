@@ -12,7 +12,9 @@ symmetric demo buffer, LayerNorm critics; robo_reward.rl.rlpd) with each row of
 :data:`ROWS` and several seeds. The camera rows render one view per agent step.
 
 Every finished run is committed to the results JSON (``--results``) with its learning
-curve (the simulator's success rate against agent steps) and wall-clock; a run already
+curve (the simulator's success rate against agent steps), wall-clock and what the learner
+logged (temperature, mean |Q|, BC error; ``--add-learner-logs`` reads them for runs
+recorded before, from their run folders); a run already
 there is skipped, so the sweep resumes where it stopped, across sessions, and a machine
 with more cores runs ``--workers`` runs at once. ``--report`` writes the table and the
 plot of docs/sim.md from the results file alone.
@@ -22,6 +24,10 @@ plot of docs/sim.md from the results file alone.
     python sim/experiments.py --report --docs docs/sim.md     # table + plot from the results
     python sim/experiments.py --steps 30000 --rows dense --results sim/results/rl_sweep_dense_30k.json  # a longer baseline
     python sim/experiments.py --video drawer-open-v3 shaped-progress 0   # rollout with its reward curve
+    python sim/experiments.py --set init_temperature=0.01 --results sim/results/rl_sweep_init_temperature.json \
+        --out runs/sweep_init_temperature                               # one setting changed, its own file
+    python sim/experiments.py --report --docs docs/sim.md --results sim/results/rl_sweep_init_temperature.json \
+        --compare sim/results/rl_sweep.json                             # … against the sweep, seed by seed
 """
 
 from __future__ import annotations
@@ -262,7 +268,7 @@ def train_args(spec: TaskSpec, row: Row, seed: int, demos: Path, models: dict[st
         gamma=args.gamma, learning_starts=1_000 if not row.demos else 500, eval_every=args.eval_every,
         eval_episodes=args.eval_episodes, record_video=False, checkpoint_every=args.steps, seed=seed,
         demos=str(demos) if row.demos else None, demo_episodes=args.demo_episodes, utd_ratio=args.utd_ratio,
-        n_critics=args.n_critics, bc_weight=args.bc_weight if row.demos else 0.0, out=str(args.out / "runs" / spec.task / row.name / f"seed{seed}"),
+        n_critics=args.n_critics, bc_weight=args.bc_weight if row.demos else 0.0, out=str(args.out / "runs" / run_key(spec, row, seed)),
         progress_bar=False,
     ), **args.extra)
 
@@ -281,8 +287,41 @@ def run_one(train_args: Any) -> dict[str, Any]:
         "wall_clock_s": round(time.perf_counter() - started, 1),
         "load_at_start": round(load, 2),
         "machine": f"{platform.node()} {os.cpu_count()} cpus",
-        "config": {k: v for k, v in asdict(train_args).items() if k not in ("out", "progress_bar")},
+        "config": run_config(asdict(train_args)),
+        "learner": learner_record(out),
     }
+
+
+def run_config(train_args: dict[str, Any]) -> dict[str, Any]:
+    """A run's TrainArgs as its record keeps them (not where it wrote, nor how it showed progress)."""
+    return {k: v for k, v in train_args.items() if k not in ("out", "progress_bar")}
+
+
+def learner_record(out: Path) -> dict[str, list[list[float]]]:
+    """The run's logged temperature, mean |Q| and BC error as [step, value] pairs, keyed by
+    the scalar's name without ``train/``."""
+    from robo_reward.rl.train import read_learner_log
+
+    return {tag.removeprefix("train/"): [[step, round(value, 6)] for step, value in pairs]
+            for tag, pairs in read_learner_log(out).items()}
+
+
+def add_learner_records(args: SweepArgs) -> None:
+    """Give the recorded runs made before runs kept their learner's log that log, read from
+    their run folders where those are still on disk (the runs themselves are unchanged)."""
+    results = load_results(args.results, args)
+    added = []
+    for key, record in results["runs"].items():
+        folder = args.out / "runs" / key
+        if "learner" in record or not (folder / "config.json").is_file():
+            continue
+        if run_config(json.loads((folder / "config.json").read_text())) != record["config"]:
+            print(f"{folder}: its config.json is not the recorded run's; left without a learner log")
+            continue
+        record["learner"] = learner_record(folder)
+        added.append(key)
+    save_results(args.results, results)
+    print(f"learner logs added to {len(added)} run(s) of {args.results}: {', '.join(added) or 'none'}")
 
 
 def sweep(args: SweepArgs) -> None:
@@ -325,10 +364,17 @@ def sweep(args: SweepArgs) -> None:
 
 # 3. The report: table and plot from the results file alone.
 
-def curves(results: dict[str, Any], spec: TaskSpec, row: Row) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """(steps, success (seeds, evals), wall-clock per run) of one task and row, truncated to
-    the evaluations every seed has."""
-    runs = [r for k, r in sorted(results["runs"].items()) if k.startswith(f"{spec.task}/{row.name}/seed")]
+def seeds_of(results: dict[str, Any], spec: TaskSpec, row: Row) -> set[int]:
+    prefix = f"{spec.task}/{row.name}/seed"
+    return {int(k.removeprefix(prefix)) for k in results["runs"] if k.startswith(prefix)}
+
+
+def curves(results: dict[str, Any], spec: TaskSpec, row: Row,
+           seeds: set[int] | None = None) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """(steps, success (seeds, evals), wall-clock per run) of one task and row (of ``seeds``
+    only, if given), truncated to the evaluations every seed has."""
+    runs = [results["runs"][run_key(spec, row, seed)]
+            for seed in sorted(seeds_of(results, spec, row) if seeds is None else seeds)]
     if not runs:
         return np.zeros(0), np.zeros((0, 0)), []
     length = min(len(r["steps"]) for r in runs)
@@ -397,6 +443,65 @@ def report(results: dict[str, Any], figure: Path | None) -> str:
     return "\n".join(lines)
 
 
+def comparison_report(base: dict[str, Any], other: dict[str, Any]) -> str | None:
+    """Every task and row of ``other`` against the same row of ``base``, on the seeds both
+    results files hold: steps to 80 % and the success rate at the end (mean over those seeds),
+    under a line naming the settings that differ; None when they share no run."""
+    changed = ", ".join(f"{key} {base['settings'].get(key)} → {value}"
+                        for key, value in other["settings"].items() if base["settings"].get(key) != value)
+    budget = other["settings"]["steps"]
+    lines = [f"Settings changed: {changed or 'none'}.", "",
+             f"| task | reward | seeds | steps to 80 % | success at {budget // 1000} k steps |", "|---|---|---|---|---|"]
+    for spec in TASKS:
+        for row in ROWS:
+            seeds = seeds_of(base, spec, row) & seeds_of(other, spec, row)
+            if not seeds:
+                continue
+            cells = []
+            for results in (base, other):
+                steps, success, _ = curves(results, spec, row, seeds)
+                reached = steps_to(steps, success)
+                cells.append((f"{reached // 1000} k" if reached else f"not within {steps[-1] // 1000} k",
+                              f"{success[:, -1].mean():.2f}"))
+            names = ", ".join(str(seed) for seed in sorted(seeds))
+            lines.append(f"| {spec.task} | {row.label} | {names} | {cells[0][0]} → {cells[1][0]} "
+                         f"| {cells[0][1]} → {cells[1][1]} |")
+    return "\n".join(lines) if len(lines) > 4 else None
+
+
+LEARNER_COLUMNS = (("ent_coef", "temperature α"), ("q_abs_mean", "mean abs Q"), ("bc_mse", "BC error"))
+"""The learner scalars of the second table (their names in a run's ``learner`` record) and headings."""
+
+
+def learner_report(results: dict[str, Any]) -> str | None:
+    """The table of what the learner logged (mean over the seeds that kept it) at 1 k, 5 k,
+    10 k agent steps and the budget, or None when no run has a learner log."""
+    budget = results["settings"]["steps"]
+    at = sorted({1_000, 5_000, 10_000, budget} & set(range(budget + 1)))
+    when = " / ".join(f"{s // 1000}" for s in at)
+    lines = [f"| task | reward | seeds | {' | '.join(f'{name} at {when} k' for _, name in LEARNER_COLUMNS)} |",
+             "|---|---|---|" + "---|" * len(LEARNER_COLUMNS)]
+    for spec in TASKS:
+        for row in ROWS:
+            logs = [r["learner"] for k, r in sorted(results["runs"].items())
+                    if k.startswith(f"{spec.task}/{row.name}/seed") and "learner" in r]
+            if not logs:
+                continue
+            cells = []
+            for key, _ in LEARNER_COLUMNS:
+                series = [log[key] for log in logs if log.get(key)]
+                cells.append(" / ".join(f"{np.mean([logged_at(pairs, step) for pairs in series]):.3g}"
+                                        for step in at) if series else "–")
+            lines.append(f"| {spec.task} | {row.label} | {len(logs)} | {' | '.join(cells)} |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
+def logged_at(pairs: list[list[float]], step: int) -> float:
+    """The last value logged at or before ``step`` (the first one if none was)."""
+    before = [value for logged, value in pairs if logged <= step]
+    return before[-1] if before else pairs[0][1]
+
+
 def docs_block(results: Path) -> str:
     """The generated block of docs/sim.md a results file fills: ``rl-sweep`` for
     ``rl_sweep.json``, ``rl-sweep-dense-30k`` for ``rl_sweep_dense_30k.json`` (its plot:
@@ -447,7 +552,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a further TrainArgs field for every run, e.g. --set backup_entropy=true")
     parser.add_argument("--report", action="store_true", help="only write the table (and plot) from --results")
+    parser.add_argument("--add-learner-logs", action="store_true",
+                        help="give recorded runs without a learner log the one in their run folder under --out")
     parser.add_argument("--docs", type=Path, help="with --report: write the table into this markdown file")
+    parser.add_argument("--compare", type=Path, metavar="BASE_RESULTS",
+                        help="also compare --results' rows with this results file's, on the seeds both hold")
     parser.add_argument("--video", nargs=3, metavar=("TASK", "ROW", "SEED"),
                         help="write a rollout video of a finished run (runs/sweep/videos/…)")
     parsed = parser.parse_args()
@@ -459,14 +568,25 @@ def main() -> None:
         task, row, seed = parsed.video
         print(rollout_video(args, task, row, int(seed)))
         return
-    if not parsed.report:
+    if parsed.add_learner_logs:
+        add_learner_records(args)
+    elif not parsed.report:
         sweep(args)
     results = json.loads(args.results.read_text())
     figure = (parsed.docs.parent / f"sim_{args.results.stem}.png") if parsed.docs else None
-    table = report(results, figure)
+    table, learner = report(results, figure), learner_report(results)
     print(f"results {args.results} (sha256 {results_digest(args.results)})\n{table}")
+    if learner:
+        print(f"\nwhat the learner logged:\n{learner}")
+    comparison = comparison_report(json.loads(parsed.compare.read_text()), results) if parsed.compare else None
+    if comparison:
+        print(f"\nagainst {parsed.compare}:\n{comparison}")
     if parsed.docs:
         write_marked_block(parsed.docs, docs_block(args.results), table)
+        if learner:
+            write_marked_block(parsed.docs, f"{docs_block(args.results)}-learner", learner)
+        if comparison:
+            write_marked_block(parsed.docs, f"{docs_block(args.results)}-vs-{docs_block(parsed.compare)}", comparison)
 
 
 if __name__ == "__main__":

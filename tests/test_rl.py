@@ -96,9 +96,11 @@ def test_relabeling_the_replay_buffer_equals_in_loop_rewards(clip_model):
 
 def test_short_sac_run_end_to_end(tmp_path, tiny_clip_arch):
     args = tiny_args(out=str(tmp_path / "run"), total_steps=40, learning_starts=20, batch_size=16,
-                     eval_every=20, eval_episodes=1, checkpoint_every=20, record_video=True,
+                     eval_every=20, eval_episodes=1, checkpoint_every=20, record_video=True, init_temperature=0.01,
                      reward_model_options={"arch": tiny_clip_arch, "pretrained": "none", "device": "cpu"})
     out = train(args)
+    temperature = SAC.load(out / "final_model.zip", device="cpu").log_ent_coef.exp().item()
+    assert 0.009 < temperature < 0.011  # started at init_temperature, 20 Adam steps of 3e-4 in log α since
     rows = read_eval_log(out)
     assert [r["steps"] for r in rows][:2] == [20, 40]
     assert all(0.0 <= r["success_rate"] <= 1.0 for r in rows)
@@ -113,6 +115,7 @@ def test_short_sac_run_end_to_end(tmp_path, tiny_clip_arch):
     ({"shaping_gamma": 0.95}, "learner's gamma"),
     ({"algo": "ppo", "relabel": True}, "off-policy"),
     ({"reward_model": None}, "needs reward_model"),
+    ({"init_temperature": 0.0}, "init_temperature"),
 ])
 def test_bad_configuration_fails_before_training(tmp_path, overrides, message, tiny_clip_arch):
     options = {"arch": tiny_clip_arch, "pretrained": "none", "device": "cpu"}

@@ -22,7 +22,14 @@ from robo_reward.errors import ConfigError, InputError
 from robo_reward.models import load_model
 from robo_reward.rl.demos import Demonstration, demo_transitions, load_demonstrations
 from robo_reward.rl.rlpd import RLPD
-from robo_reward.rl.train import TrainArgs, make_camera_env, read_eval_log, train
+from robo_reward.rl.train import (
+    LEARNER_SCALARS,
+    TrainArgs,
+    make_camera_env,
+    read_eval_log,
+    read_learner_log,
+    train,
+)
 from robo_reward.rl.vec_reward import VecRewardModel
 from robo_reward.scoring import Scorer
 from robo_reward.types import FrameBatch, Task
@@ -229,11 +236,16 @@ def test_only_successful_recordings_become_demonstrations(recorded):
 def test_rlpd_trains_from_a_recorded_dataset_end_to_end(recorded, tmp_path):
     args = camera_args(algo="rlpd", demos=str(recorded), total_steps=60, learning_starts=20, batch_size=32,
                        eval_every=30, eval_episodes=1, checkpoint_every=60, n_critics=2, utd_ratio=2,
-                       out=str(tmp_path / "run"))
+                       bc_weight=0.4, init_temperature=0.05, out=str(tmp_path / "run"))
     out = train(args)
     assert [r["steps"] for r in read_eval_log(out)] == [30, 60]
     learner = RLPD.load(out / "final_model.zip")
     assert learner.utd_ratio == 2 and len(learner.critic.q_networks) == 2
+    logged = read_learner_log(out)  # SB3's tensorboard files, logged every 4 episodes of 12 steps
+    assert set(logged) == set(LEARNER_SCALARS) and all(step <= 60 for pairs in logged.values() for step, _ in pairs)
+    first_step, first_temperature = logged["train/ent_coef"][0]
+    assert first_step == 48 and 0.045 < first_temperature < 0.05  # decays from init_temperature
+    assert logged["train/bc_mse"][0][1] > 0 and logged["train/q_abs_mean"][0][1] > 0
     learner.load_replay_buffer(out / "checkpoints" / "model_replay_buffer_60_steps.pkl")
     demos = load_demonstrations(recorded, ())
     assert learner.replay_buffer.demos.size() == sum(len(d) - 1 for d in demos)

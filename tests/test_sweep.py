@@ -4,6 +4,8 @@ the runs (steps to 80 %, intervals over seeds)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from test_generated_docs import script
@@ -61,3 +63,70 @@ def test_the_report_reads_steps_to_80_percent_and_intervals_from_the_runs():
     assert "not within 3 k" in dense and "| 1 |" in dense
     low, high = experiments.interval(np.array([0.6, 0.8, 1.0]))
     assert low == pytest.approx(0.8 - 4.303 * 0.2 / np.sqrt(3), abs=1e-3) and high == 1.0
+
+
+def test_the_learner_table_averages_the_logged_scalars_over_seeds_at_fixed_steps():
+    logs = [{"ent_coef": [[800, 0.9], [4800, 0.3], [9600, 0.06], [14400, 0.02]], "q_abs_mean": [[800, 0.4], [9600, 0.2]],
+             "bc_mse": [[800, 0.4], [14400, 0.04]]},
+            {"ent_coef": [[800, 0.7], [4800, 0.1], [9600, 0.02], [14400, 0.0]], "q_abs_mean": [[800, 0.2], [9600, 0.4]],
+             "bc_mse": [[800, 0.2], [14400, 0.02]]}]
+    results = {"settings": experiments.SweepArgs().fingerprint(), "runs": {
+        "drawer-open-v3/sparse+demos/seed0": {**run([0.0]), "learner": logs[0]},
+        "drawer-open-v3/sparse+demos/seed1": {**run([0.0]), "learner": logs[1]},
+        "drawer-open-v3/dense/seed0": {**run([0.0]), "learner": {"ent_coef": [[800, 0.5]], "q_abs_mean": [[800, 3.0]]}},
+        "drawer-open-v3/dense+demos/seed0": run([1.0]),  # recorded before runs kept their learner's log
+    }}
+    table = experiments.learner_report(results).splitlines()
+    assert table[0].startswith("| task | reward | seeds | temperature α at 1 / 5 / 10 / 15 k |")
+    sparse = next(line for line in table if "sparse, demos" in line)
+    # at 1 k the values logged at 800, at 5 k those at 4800, at 10 k those at 9600, at 15 k at 14400
+    assert "| 2 | 0.8 / 0.2 / 0.04 / 0.01 | 0.3 / 0.3 / 0.3 / 0.3 | 0.3 / 0.3 / 0.3 / 0.03 |" in sparse
+    dense = next(line for line in table if "dense, no demos" in line)
+    assert dense.endswith("| 1 | 0.5 / 0.5 / 0.5 / 0.5 | 3 / 3 / 3 / 3 | – |")
+    assert not any("dense, demos" in line for line in table)
+    assert experiments.learner_report({**results, "runs": {"drawer-open-v3/dense+demos/seed0": run([1.0])}}) is None
+
+
+def test_recorded_runs_get_the_learner_log_of_their_own_run_folder_only(tmp_path, capsys):
+    from torch.utils.tensorboard import SummaryWriter  # the writer SB3's tensorboard logger uses
+
+    args = experiments.SweepArgs(results=tmp_path / "results.json", out=tmp_path / "work")
+    results = experiments.load_results(args.results, args)
+    for seed, config in enumerate(({"seed": 0, "algo": "rlpd"}, {"seed": 1, "algo": "rlpd"})):
+        key = f"drawer-open-v3/sparse+demos/seed{seed}"
+        results["runs"][key] = {**run([0.0, 1.0]), "config": config}
+        folder = args.out / "runs" / key
+        writer = SummaryWriter(str(folder / "tb" / "rlpd_1"))
+        for step, temperature in ((800, 0.9), (1600, 0.7)):
+            writer.add_scalar("train/ent_coef", temperature, step)
+        writer.close()
+        on_disk = {**config, "out": str(folder), "progress_bar": False}
+        if seed == 1:
+            on_disk["seed"] = 7  # another run wrote this folder
+        (folder / "config.json").write_text(json.dumps(on_disk))
+    experiments.save_results(args.results, results)
+    experiments.add_learner_records(args)
+    runs = experiments.load_results(args.results, args)["runs"]
+    assert runs["drawer-open-v3/sparse+demos/seed0"]["learner"]["ent_coef"] == [[800, 0.9], [1600, 0.7]]
+    assert "learner" not in runs["drawer-open-v3/sparse+demos/seed1"]
+    assert runs["drawer-open-v3/sparse+demos/seed0"]["success_rate"] == [0.0, 1.0]
+    assert "seed1: its config.json is not the recorded run's" in capsys.readouterr().out
+
+
+def test_the_comparison_takes_the_seeds_both_files_hold_and_names_the_changed_setting():
+    base = {"settings": experiments.SweepArgs().fingerprint(), "runs": {
+        "drawer-open-v3/sparse+demos/seed0": run([0.0, 0.5, 0.9]),
+        "drawer-open-v3/sparse+demos/seed1": run([0.0, 0.0, 0.0]),  # only in the base: not compared
+        "door-open-v3/sparse+demos/seed0": run([0.0, 0.0, 0.0]),
+    }}
+    other = {"settings": experiments.SweepArgs(extra={"init_temperature": 0.01}).fingerprint(), "runs": {
+        "drawer-open-v3/sparse+demos/seed0": run([0.8, 1.0, 1.0]),
+        "door-open-v3/sparse+demos/seed0": run([0.0, 0.9, 1.0]),
+        "button-press-topdown-v3/sparse+demos/seed0": run([1.0, 1.0, 1.0]),  # not in the base
+    }}
+    table = experiments.comparison_report(base, other).splitlines()
+    assert table[0] == "Settings changed: extra {} → {'init_temperature': 0.01}."
+    assert "| drawer-open-v3 | sparse, demos | 0 | 3 k → 1 k | 0.90 → 1.00 |" in table
+    assert "| door-open-v3 | sparse, demos | 0 | not within 3 k → 2 k | 0.00 → 1.00 |" in table
+    assert not any("button-press" in line for line in table)
+    assert experiments.comparison_report(base, {**other, "runs": {}}) is None

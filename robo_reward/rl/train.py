@@ -86,6 +86,9 @@ class TrainArgs:
     """SAC: environment steps between updates (use e.g. 200 with relabel)"""
     gradient_steps: int = 1
     """SAC: gradient steps per update (-1: as many as steps collected)"""
+    init_temperature: float = 1.0
+    """sac/rlpd: the entropy temperature α's start value, auto-tuned from there (SB3's and
+    RLPD's 1.0; SERL's 0.01 for sparse rewards, where α·log π outweighs a Q near 0 until α decays)"""
     demos: str | None = None
     """rlpd: LeRobot dataset of demonstrations for the demo buffer (its successful episodes;
     ``observation.environment_state`` is the learner's observation, recorded with the same action_repeat)"""
@@ -198,6 +201,8 @@ def check_args(args: TrainArgs) -> None:
         raise ConfigError("demos fill RLPD's demo buffer: set algo: rlpd (or drop demos)")
     if args.action_repeat < 1:
         raise ConfigError(f"action_repeat must be >= 1, got {args.action_repeat}")
+    if args.init_temperature <= 0:
+        raise ConfigError(f"init_temperature must be > 0, got {args.init_temperature}")
     if args.reward in REWARD_MODES and not args.reward_model:
         raise ConfigError(f"reward '{args.reward}' needs reward_model (a registered name or a checkpoint path)")
     if args.relabel and args.algo == "ppo":
@@ -260,15 +265,16 @@ def train(args: TrainArgs) -> Path:
             venv.observation_space, "spaces") else "MlpPolicy"
         common = dict(gamma=args.gamma, learning_rate=args.learning_rate, batch_size=args.batch_size,
                       seed=args.seed, device=args.device, tensorboard_log=str(out / "tb"), verbose=0)
+        temperature = {"ent_coef": f"auto_{args.init_temperature}"}
         if args.algo == "sac":
             learner = SAC(policy, learner_env, learning_starts=args.learning_starts, train_freq=args.train_freq,
-                          gradient_steps=args.gradient_steps, **common)
+                          gradient_steps=args.gradient_steps, **temperature, **common)
         elif args.algo == "rlpd":
             learner = RLPD(learner_env, utd_ratio=args.utd_ratio, num_min_qs=args.num_min_qs,
                            backup_entropy=args.backup_entropy, bc_weight=args.bc_weight,
                            learning_starts=args.learning_starts,
                            policy_kwargs={"n_critics": args.n_critics},
-                           replay_buffer_kwargs={"demo_ratio": args.demo_ratio}, **common)
+                           replay_buffer_kwargs={"demo_ratio": args.demo_ratio}, **temperature, **common)
             if args.demos:
                 fill_demo_buffer(learner, args, model, task)
         else:
@@ -333,6 +339,27 @@ def read_eval_log(out: str | Path) -> list[dict[str, float]]:
     with open(Path(out) / "eval.csv") as handle:
         rows = {float(row["steps"]): {k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)}
     return [rows[step] for step in sorted(rows)]
+
+
+LEARNER_SCALARS = ("train/ent_coef", "train/q_abs_mean", "train/bc_mse")
+"""What the learner logs that says how it balances its terms: SAC's temperature α, the
+critics' mean |Q| (the BC term's scale) and the BC term's squared action error."""
+
+
+def read_learner_log(out: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """The :data:`LEARNER_SCALARS` a run logged to tensorboard under ``out/tb``, each as
+    (agent step, value) pairs in step order (a resumed run's later log wins a step)."""
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError as exc:
+        raise ImportError("reading the learner's log needs tensorboard: pip install 'robo_reward[sim]'") from exc
+    series: dict[str, dict[int, float]] = {}
+    for events in sorted(Path(out, "tb").rglob("events.out.tfevents*"), key=lambda p: p.stat().st_mtime):
+        log = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        log.Reload()
+        for tag in set(LEARNER_SCALARS) & set(log.Tags()["scalars"]):
+            series.setdefault(tag, {}).update({int(e.step): float(e.value) for e in log.Scalars(tag)})
+    return {tag: sorted(values.items()) for tag, values in series.items()}
 
 
 def final_success(out: str | Path) -> float:
