@@ -14,9 +14,9 @@ symmetric demo buffer, LayerNorm critics; robo_reward.rl.rlpd) with each row of
 Every finished run is committed to the results JSON (``--results``) with its learning
 curve (the simulator's success rate against agent steps), wall-clock and what the learner
 logged (temperature, mean |Q|, BC error; ``--add-learner-logs`` reads them for runs
-recorded before, from their run folders); a run already
-there is skipped, so the sweep resumes where it stopped, across sessions, and a machine
-with more cores runs ``--workers`` runs at once. ``--report`` writes the table and the
+recorded before, from their run folders); a run already there is skipped, so the sweep
+resumes where it stopped, across sessions, and a machine with more cores runs
+``--workers`` runs at once. ``--report`` writes the table and the
 plot of docs/sim.md from the results file alone.
 
     python sim/experiments.py                                  # the whole sweep (many CPU hours)
@@ -483,8 +483,8 @@ def learner_report(results: dict[str, Any]) -> str | None:
              "|---|---|---|" + "---|" * len(LEARNER_COLUMNS)]
     for spec in TASKS:
         for row in ROWS:
-            logs = [r["learner"] for k, r in sorted(results["runs"].items())
-                    if k.startswith(f"{spec.task}/{row.name}/seed") and "learner" in r]
+            runs = [results["runs"][run_key(spec, row, seed)] for seed in sorted(seeds_of(results, spec, row))]
+            logs = [run["learner"] for run in runs if "learner" in run]
             if not logs:
                 continue
             cells = []
@@ -582,11 +582,12 @@ def main() -> None:
     if comparison:
         print(f"\nagainst {parsed.compare}:\n{comparison}")
     if parsed.docs:
-        write_marked_block(parsed.docs, docs_block(args.results), table)
+        block = docs_block(args.results)
+        write_marked_block(parsed.docs, block, table)
         if learner:
-            write_marked_block(parsed.docs, f"{docs_block(args.results)}-learner", learner)
+            write_marked_block(parsed.docs, f"{block}-learner", learner)
         if comparison:
-            write_marked_block(parsed.docs, f"{docs_block(args.results)}-vs-{docs_block(parsed.compare)}", comparison)
+            write_marked_block(parsed.docs, f"{block}-vs-{docs_block(parsed.compare)}", comparison)
 
 
 if __name__ == "__main__":

@@ -51,4 +51,3 @@ def test_the_rl_sweep_tables_are_their_results_files(name):
         base = ROOT / "sim" / "results" / f"{COMPARED_WITH[name]}.json"
         comparison = experiments.comparison_report(json.loads(base.read_text()), results)
         assert marked_block(ROOT / "docs" / "sim.md", f"{block}-vs-{experiments.docs_block(base)}") == comparison
-
