@@ -16,11 +16,12 @@ curve (the simulator's success rate against agent steps), wall-clock and what th
 logged (temperature, mean |Q|, BC error; ``--add-learner-logs`` reads them for runs
 recorded before, from their run folders); a run already there is skipped, so the sweep
 resumes where it stopped, across sessions, and a machine with more cores runs
-``--workers`` runs at once. ``--report`` writes the table and the
+``--workers`` runs at once (sweeps side by side on one results file keep each other's runs). ``--report`` writes the table and the
 plot of docs/sim.md from the results file alone.
 
     python sim/experiments.py                                  # the whole sweep (many CPU hours)
     python sim/experiments.py --tasks drawer-open-v3 --rows dense shaped-progress --seeds 1
+    python sim/experiments.py --plan --seeds 3                # what is left to run, and its cost
     python sim/experiments.py --report --docs docs/sim.md     # table + plot from the results
     python sim/experiments.py --steps 30000 --rows dense --results sim/results/rl_sweep_dense_30k.json  # a longer baseline
     python sim/experiments.py --video drawer-open-v3 shaped-progress 0   # rollout with its reward curve
@@ -184,6 +185,22 @@ def save_results(path: Path, results: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
+
+def add_run(path: Path, args: SweepArgs, key: str, record: dict[str, Any]) -> None:
+    """Add one finished run to the results file as it is on disk now, read again under a lock:
+    sweeps running side by side on one file keep each other's runs."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)  # the lock is the folder's: no lock file left behind
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        results = load_results(path, args)
+        results["runs"][key] = record
+        save_results(path, results)
+    finally:
+        os.close(folder)  # closing releases the lock
+
 # 1. Per task: demonstrations and the two camera reward models, made once and cached.
 
 def record_demos(spec: TaskSpec, args: SweepArgs, keypoints: bool) -> Path:
@@ -324,22 +341,42 @@ def add_learner_records(args: SweepArgs) -> None:
     print(f"learner logs added to {len(added)} run(s) of {args.results}: {', '.join(added) or 'none'}")
 
 
-def sweep(args: SweepArgs) -> None:
+def missing_runs(args: SweepArgs, results: dict[str, Any]) -> list[tuple[TaskSpec, Row, int]]:
+    """The runs of the grid (tasks × rows × seeds) the results file does not hold yet, seed by
+    seed: an interrupted sweep has every row of every task at the same number of seeds."""
     specs = [s for s in TASKS if not args.tasks or s.task in args.tasks]
     rows = [r for r in ROWS if not args.rows or r.name in args.rows]
+    missing = [(spec, row, seed) for spec in specs for row in rows for seed in range(args.seeds)
+               if run_key(spec, row, seed) not in results["runs"]]
+    return sorted(missing, key=lambda item: item[2])
+
+
+def plan(args: SweepArgs) -> str:
+    """What :func:`sweep` would run, each with the mean wall-clock of the row's recorded runs on
+    that task; prepares nothing."""
     results = load_results(args.results, args)
-    todo = []
-    for spec in specs:
-        wanted = [(row, seed) for row in rows for seed in range(args.seeds)
-                  if run_key(spec, row, seed) not in results["runs"]]
-        if not wanted:
-            continue
-        demos = record_demos(spec, args, keypoints=any(row.model == KEYPOINT_MODEL for row, _ in wanted))
-        models = fit_models(spec, demos, args) if any(row.model in FITTED for row, _ in wanted) else {}
-        todo += [(seed, run_key(spec, row, seed), train_args(spec, row, seed, demos, models, args))
-                 for row, seed in wanted]
-    # seed by seed: an interrupted sweep has every row of every task at the same number of seeds
-    todo = [(key, config) for _, key, config in sorted(todo, key=lambda item: item[0])]
+    lines, known = [], []
+    for spec, row, seed in missing_runs(args, results):
+        walls = [results["runs"][run_key(spec, row, s)]["wall_clock_s"] for s in seeds_of(results, spec, row)]
+        known += [np.mean(walls) / 60] if walls else []
+        cost = f"about {np.mean(walls) / 60:.0f} min, as its {len(walls)} recorded run(s)" if walls else "not run before"
+        lines.append(f"  {run_key(spec, row, seed)}: {cost}")
+    header = (f"{len(lines)} runs to do, {len(results['runs'])} already in {args.results}; "
+              f"{len(known)} of them about {sum(known):.0f} min of runs in all")
+    return "\n".join([header, *lines])
+
+
+def sweep(args: SweepArgs) -> None:
+    results = load_results(args.results, args)
+    missing = missing_runs(args, results)
+    prepared = {}
+    for spec in dict.fromkeys(spec for spec, _, _ in missing):
+        wanted = [row for s, row, _ in missing if s == spec]
+        demos = record_demos(spec, args, keypoints=any(row.model == KEYPOINT_MODEL for row in wanted))
+        models = fit_models(spec, demos, args) if any(row.model in FITTED for row in wanted) else {}
+        prepared[spec] = demos, models
+    todo = [(run_key(spec, row, seed), train_args(spec, row, seed, *prepared[spec], args))
+            for spec, row, seed in missing]
     print(f"{len(todo)} runs to do, {len(results['runs'])} already in {args.results}", flush=True)
     started = time.perf_counter()
     failed = []
@@ -354,8 +391,7 @@ def sweep(args: SweepArgs) -> None:
                 failed.append(key)
                 print(f"[{done}/{len(todo)}] {key}: FAILED ({type(exc).__name__}: {exc}); {left}", flush=True)
                 continue
-            results["runs"][key] = record
-            save_results(args.results, results)
+            add_run(args.results, args, key, record)
             print(f"[{done}/{len(todo)}] {key}: success {record['success_rate'][-1]:.2f} at {record['steps'][-1]} "
                   f"steps, {record['wall_clock_s'] / 60:.1f} min; {left}", flush=True)
     if failed:
@@ -551,6 +587,7 @@ def main() -> None:
     parser.add_argument("--bc-weight", type=float, default=defaults.bc_weight)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a further TrainArgs field for every run, e.g. --set backup_entropy=true")
+    parser.add_argument("--plan", action="store_true", help="only list the runs the sweep would do, and their cost")
     parser.add_argument("--report", action="store_true", help="only write the table (and plot) from --results")
     parser.add_argument("--add-learner-logs", action="store_true",
                         help="give recorded runs without a learner log the one in their run folder under --out")
@@ -567,6 +604,9 @@ def main() -> None:
     if parsed.video:
         task, row, seed = parsed.video
         print(rollout_video(args, task, row, int(seed)))
+        return
+    if parsed.plan:
+        print(plan(args))
         return
     if parsed.add_learner_logs:
         add_learner_records(args)

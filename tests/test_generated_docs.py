@@ -30,11 +30,13 @@ def test_the_progress_evaluation_table_is_its_results_file():
     assert marked_block(ROOT / "docs" / "progress_model.md", evaluation.DOCS_BLOCK) == evaluation.markdown(results)
 
 
-COMPARED_WITH = {"rl_sweep_init_temperature": "rl_sweep"}
+COMPARED_WITH = {"rl_sweep_init_temperature": "rl_sweep",
+                 "rl_sweep_dense_30k_init_temperature": "rl_sweep_dense_30k"}
 """Results files of one changed setting, and the sweep docs/sim.md compares them with."""
 
 
-@pytest.mark.parametrize("name", ["rl_sweep", "rl_sweep_dense_30k", "rl_sweep_init_temperature"])
+@pytest.mark.parametrize("name", ["rl_sweep", "rl_sweep_dense_30k", "rl_sweep_init_temperature",
+                                  "rl_sweep_dense_30k_init_temperature"])
 def test_the_rl_sweep_tables_are_their_results_files(name):
     pytest.importorskip("scipy")
     experiments = script("experiments")

@@ -5,6 +5,9 @@ the runs (steps to 80 %, intervals over seeds)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +32,47 @@ def test_finished_runs_are_skipped_and_other_settings_refused(tmp_path, capsys):
     assert not (tmp_path / "work").exists()
     with pytest.raises(SystemExit, match="other --results file or the same settings"):
         experiments.load_results(args.results, experiments.SweepArgs(steps=999))
+
+
+def test_the_plan_lists_the_missing_runs_seed_by_seed_with_their_recorded_cost(tmp_path):
+    args = experiments.SweepArgs(results=tmp_path / "results.json", out=tmp_path / "work",
+                                 tasks=("drawer-open-v3", "door-open-v3"), rows=("dense", "sparse+demos"), seeds=2)
+    results = experiments.load_results(args.results, args)
+    results["runs"]["drawer-open-v3/dense/seed0"] = run([0.0], wall=600.0)
+    results["runs"]["door-open-v3/sparse+demos/seed0"] = run([0.0], wall=120.0)
+    experiments.save_results(args.results, results)
+    header, *lines = experiments.plan(args).splitlines()
+    assert header.startswith("6 runs to do, 2 already") and header.endswith("2 of them about 12 min of runs in all")
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "drawer-open-v3/sparse+demos/seed0", "door-open-v3/dense/seed0",
+        "drawer-open-v3/dense/seed1", "drawer-open-v3/sparse+demos/seed1",
+        "door-open-v3/dense/seed1", "door-open-v3/sparse+demos/seed1"]
+    assert lines[2].endswith("about 10 min, as its 1 recorded run(s)") and lines[0].endswith("not run before")
+    assert not (tmp_path / "work").exists()
+
+
+def add_runs(results: str, first: int, start: Any) -> None:
+    """Fifty finished runs added one by one, as a sweep in another process would, once every
+    such process is ready (module-level: multiprocessing unpickles it)."""
+    args = experiments.SweepArgs(results=Path(results))
+    start.wait()
+    for seed in range(first, first + 50):
+        experiments.add_run(args.results, args, f"drawer-open-v3/dense/seed{seed}", run([0.0]))
+
+
+def test_sweeps_side_by_side_on_one_results_file_keep_each_others_runs(tmp_path):
+    args = experiments.SweepArgs(results=tmp_path / "results.json")
+    experiments.add_run(args.results, args, "door-open-v3/dense/seed0", run([1.0]))
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    processes = [context.Process(target=add_runs, args=(str(args.results), first, start)) for first in (100, 200)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    runs = experiments.load_results(args.results, args)["runs"]
+    assert len(runs) == 101 and "door-open-v3/dense/seed0" in runs
 
 
 def fail_on_seed1(config) -> dict:
