@@ -16,8 +16,8 @@ curve (the simulator's success rate against agent steps), wall-clock and what th
 logged (temperature, mean |Q|, BC error; ``--add-learner-logs`` reads them for runs
 recorded before, from their run folders); a run already there is skipped, so the sweep
 resumes where it stopped, across sessions, and a machine with more cores runs
-``--workers`` runs at once (sweeps side by side on one results file keep each other's runs). ``--report`` writes the table and the
-plot of docs/sim.md from the results file alone.
+``--workers`` runs at once (sweeps side by side on one results file keep each other's
+runs). ``--report`` writes the table and the plot of docs/sim.md from the results file alone.
 
     python sim/experiments.py                                  # the whole sweep (many CPU hours)
     python sim/experiments.py --tasks drawer-open-v3 --rows dense shaped-progress --seeds 1
@@ -185,7 +185,6 @@ def save_results(path: Path, results: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
-
 def add_run(path: Path, args: SweepArgs, key: str, record: dict[str, Any]) -> None:
     """Add one finished run to the results file as it is on disk now, read again under a lock:
     sweeps running side by side on one file keep each other's runs."""
@@ -200,6 +199,7 @@ def add_run(path: Path, args: SweepArgs, key: str, record: dict[str, Any]) -> No
         save_results(path, results)
     finally:
         os.close(folder)  # closing releases the lock
+
 
 # 1. Per task: demonstrations and the two camera reward models, made once and cached.
 
@@ -351,10 +351,9 @@ def missing_runs(args: SweepArgs, results: dict[str, Any]) -> list[tuple[TaskSpe
     return sorted(missing, key=lambda item: item[2])
 
 
-def plan(args: SweepArgs) -> str:
-    """What :func:`sweep` would run, each with the mean wall-clock of the row's recorded runs on
-    that task; prepares nothing."""
-    results = load_results(args.results, args)
+def plan(args: SweepArgs, results: dict[str, Any]) -> str:
+    """What :func:`sweep` runs next, each with the mean wall-clock of the row's recorded runs on
+    that task."""
     lines, known = [], []
     for spec, row, seed in missing_runs(args, results):
         walls = [results["runs"][run_key(spec, row, s)]["wall_clock_s"] for s in seeds_of(results, spec, row)]
@@ -368,6 +367,7 @@ def plan(args: SweepArgs) -> str:
 
 def sweep(args: SweepArgs) -> None:
     results = load_results(args.results, args)
+    print(plan(args, results), flush=True)
     missing = missing_runs(args, results)
     prepared = {}
     for spec in dict.fromkeys(spec for spec, _, _ in missing):
@@ -377,7 +377,6 @@ def sweep(args: SweepArgs) -> None:
         prepared[spec] = demos, models
     todo = [(run_key(spec, row, seed), train_args(spec, row, seed, *prepared[spec], args))
             for spec, row, seed in missing]
-    print(f"{len(todo)} runs to do, {len(results['runs'])} already in {args.results}", flush=True)
     started = time.perf_counter()
     failed = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -606,7 +605,7 @@ def main() -> None:
         print(rollout_video(args, task, row, int(seed)))
         return
     if parsed.plan:
-        print(plan(args))
+        print(plan(args, load_results(args.results, args)))
         return
     if parsed.add_learner_logs:
         add_learner_records(args)

@@ -41,7 +41,7 @@ def test_the_plan_lists_the_missing_runs_seed_by_seed_with_their_recorded_cost(t
     results["runs"]["drawer-open-v3/dense/seed0"] = run([0.0], wall=600.0)
     results["runs"]["door-open-v3/sparse+demos/seed0"] = run([0.0], wall=120.0)
     experiments.save_results(args.results, results)
-    header, *lines = experiments.plan(args).splitlines()
+    header, *lines = experiments.plan(args, experiments.load_results(args.results, args)).splitlines()
     assert header.startswith("6 runs to do, 2 already") and header.endswith("2 of them about 12 min of runs in all")
     assert [line.split(":")[0].strip() for line in lines] == [
         "drawer-open-v3/sparse+demos/seed0", "door-open-v3/dense/seed0",
