@@ -208,14 +208,19 @@ def test_rclpy_transport_explains_a_missing_ros_install():
             "from robo_reward.ros2.rclpy_transport import RclpyTransport\n"
             "try:\n    RclpyTransport.create('robo_reward')\n"
             "except DependencyNotInstalled as exc:\n    print(exc)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    result = _run_python(code)
     assert result.returncode == 0, result.stderr
     assert "rclpy is needed" in result.stdout and "--transport dds" in result.stdout, result.stdout
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter: what it imports stays out of this process."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_importing_robo_reward_and_its_cli_loads_no_transport():
     code = ("import sys, robo_reward, robo_reward.cli; robo_reward.cli.build_parser(); "
             "print(sorted(m for m in ('cyclonedds', 'rosbags', 'rclpy') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    result = _run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
